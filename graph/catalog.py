@@ -1,0 +1,164 @@
+"""The catalog of named queries: every Cypher statement services may run, in one place.
+
+Queries use the subset of Cypher both engines agree on (single labels, parameters for every
+value, bounded paths). Labels and properties come from the ontology (a test checks each one).
+A parameter typed ``class:<Root>`` takes a class name and is expanded, through the ontology's
+class hierarchy, into the list ``$classes`` (asking for Institution includes Hospital).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from ontology.errors import QueryParameterError, UnknownQuery, did_you_mean
+from ontology.model import Ontology
+
+_PARAM_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "integer": (int,), "date": (dt.date,), "dateTime": (dt.datetime,),
+    "strings": (list, tuple),
+}
+
+
+@dataclass(frozen=True)
+class NamedQuery:
+    name: str
+    description: str
+    cypher: str
+    params: dict[str, str] = field(default_factory=dict)
+    ordered: bool = False
+    """True when the statement has ORDER BY: results compare in order across engines."""
+
+    def bind(self, onto: Ontology, values: dict[str, Any]) -> dict[str, Any]:
+        """Check and convert the caller's values; expand ``class:`` parameters."""
+        unknown = set(values) - set(self.params)
+        if unknown:
+            name = sorted(unknown)[0]
+            raise QueryParameterError(
+                f"query '{self.name}' has no parameter '{name}' {did_you_mean(name, self.params)}",
+                query=self.name)
+        bound: dict[str, Any] = {}
+        for pname, ptype in self.params.items():
+            if pname not in values:
+                raise QueryParameterError(f"query '{self.name}' needs parameter '{pname}' ({ptype})",
+                                          query=self.name, parameter=pname)
+            value = values[pname]
+            if ptype.startswith("class:"):
+                root = ptype.split(":", 1)[1]
+                if value not in onto.classes or not onto.is_a(value, root):
+                    raise QueryParameterError(
+                        f"'{pname}' must be {root} or a subclass of it "
+                        f"{did_you_mean(str(value), onto.descendants(root))}", query=self.name)
+                bound["classes"] = sorted(onto.descendants(value))
+                continue
+            if ptype == "integer" and isinstance(value, str) and value.lstrip("-").isdigit():
+                value = int(value)
+            if ptype == "date" and isinstance(value, str):
+                value = _parse(dt.date.fromisoformat, value, pname, self.name)
+            if not isinstance(value, _PARAM_TYPES[ptype]) or (ptype == "integer" and isinstance(value, bool)):
+                raise QueryParameterError(f"'{pname}' must be {ptype}, got {value!r}", query=self.name)
+            bound[pname] = list(value) if ptype == "strings" else value
+        return bound
+
+
+def _parse(fn: Any, value: str, pname: str, query: str) -> Any:
+    try:
+        return fn(value)
+    except ValueError:
+        raise QueryParameterError(f"'{pname}' must be an ISO date, got {value!r}", query=query) from None
+
+
+QUERIES: dict[str, NamedQuery] = {
+    q.name: q
+    for q in [
+        NamedQuery(
+            "institutions_in_division",
+            "机构按区划 Institutions of a class (and its subclasses) located in a division",
+            """MATCH (i:Institution)-[:located_in]->(d:Division)
+               WHERE d.code = $division_code AND i.class IN $classes
+               RETURN i.key AS key, i.class AS class, i.name AS name
+               ORDER BY key""",
+            {"division_code": "string", "cls": "class:Institution"}, ordered=True,
+        ),
+        NamedQuery(
+            "encounters_of_resident",
+            "居民就诊记录 A resident record's encounters with institution and department",
+            """MATCH (e:Encounter)-[:of_patient]->(r:Resident {key: $resident_key}),
+                     (e)-[:at_institution]->(i:Institution)
+               RETURN e.key AS encounter, e.class AS class, e.occurred_at AS occurred_at, i.name AS institution
+               ORDER BY occurred_at, encounter""",
+            {"resident_key": "string"}, ordered=True,
+        ),
+        NamedQuery(
+            "institutions_visited",
+            "两跳查询 Institutions a resident record visited (resident ← encounter → institution)",
+            """MATCH (r:Resident {key: $resident_key})<-[:of_patient]-(e:Encounter)-[:at_institution]->(i:Institution)
+               RETURN i.key AS key, i.name AS name, count(e) AS encounters
+               ORDER BY encounters DESC, key""",
+            {"resident_key": "string"}, ordered=True,
+        ),
+        NamedQuery(
+            "residents_in_division",
+            "区划内居民数 Resident records per county of residence within a prefecture or province",
+            """MATCH (r:Resident)-[:resides_in]->(d:Division)
+               WHERE d.code STARTS WITH $code_prefix
+               RETURN d.code AS code, d.name AS name, count(r) AS residents
+               ORDER BY code""",
+            {"code_prefix": "string"}, ordered=True,
+        ),
+        NamedQuery(
+            "practitioners_of_institution",
+            "机构医务人员 Practitioners employed by an institution with their licences",
+            """MATCH (p:Practitioner)-[:employed_by]->(i:Institution {key: $institution_key})
+               OPTIONAL MATCH (p)-[:holds_license]->(l:License)
+               RETURN p.key AS key, p.name AS name, p.class AS class, l.code AS license, l.valid_to AS valid_to
+               ORDER BY key, license""",
+            {"institution_key": "string"}, ordered=True,
+        ),
+        NamedQuery(
+            "diagnoses_by_code_prefix",
+            "按 ICD-10 统计诊断 Diagnosis counts by ICD-10 code for codes with a prefix",
+            """MATCH (d:Diagnosis)
+               WHERE d.icd10_code STARTS WITH $prefix
+               RETURN d.icd10_code AS code, count(d) AS diagnoses
+               ORDER BY code""",
+            {"prefix": "string"}, ordered=True,
+        ),
+        NamedQuery(
+            "units_of_donation",
+            "献血去向 Units made from a donation and the residents who received them",
+            """MATCH (u:BloodUnit)-[:derived_from]->(b:BloodDonation {key: $din})
+               OPTIONAL MATCH (t:Transfusion)-[:of_unit]->(u)
+               OPTIONAL MATCH (t)-[:of_patient]->(r:Resident)
+               RETURN u.key AS unit, u.component AS component, u.status AS status, r.key AS recipient
+               ORDER BY unit, recipient""",
+            {"din": "string"}, ordered=True,
+        ),
+        NamedQuery(
+            "vaccinations_of_lot",
+            "批号接种 Vaccinations given from a vaccine lot, with adverse events",
+            """MATCH (v:Vaccination)-[:with_lot]->(l:VaccineLot {key: $lot})
+               OPTIONAL MATCH (a:AdverseEvent)-[:following]->(v)
+               RETURN v.key AS vaccination, v.occurred_at AS occurred_at, a.key AS adverse_event
+               ORDER BY vaccination, adverse_event""",
+            {"lot": "string"}, ordered=True,
+        ),
+        NamedQuery(
+            "deliveries_of_lot",
+            "批次流向 Deliveries that carried a food lot: from, to, date",
+            """MATCH (d:Delivery)-[:carries]->(l:FoodLot {key: $lot}),
+                     (d)-[:delivered_from]->(a:Institution), (d)-[:delivered_to]->(b:Institution)
+               RETURN d.key AS delivery, a.key AS from_key, b.key AS to_key, d.occurred_at AS occurred_at
+               ORDER BY occurred_at, delivery""",
+            {"lot": "string"}, ordered=True,
+        ),
+    ]
+}
+
+
+def named_query(name: str) -> NamedQuery:
+    try:
+        return QUERIES[name]
+    except KeyError:
+        raise UnknownQuery(f"unknown named query '{name}' {did_you_mean(name, QUERIES)}", query=name) from None

@@ -1,0 +1,62 @@
+"""Per-engine syntax: schema statements generated from the ontology, bulk-load and path syntax.
+
+The executor (a GraphStore backend) owns connections and transactions; the dialect owns every
+difference in what is written. Identifiers in statements come only from the ontology.
+"""
+
+from __future__ import annotations
+
+from ontology.model import Ontology, Property
+
+PROVENANCE = ("source", "batch_id", "ingested_at")
+"""Provenance every edge carries (nodes carry these and content_hash as ontology properties)."""
+
+
+class Dialect:
+    name = "abstract"
+
+    def schema_statements(self, onto: Ontology) -> list[str]:
+        raise NotImplementedError
+
+    def path_pattern(self, max_hops: int) -> str:
+        """A bounded variable-length pattern where no edge repeats (Neo4j's default semantics)."""
+        raise NotImplementedError
+
+    def edge_type(self, variable: str) -> str:
+        """The expression giving an edge's type name."""
+        raise NotImplementedError
+
+
+class LadybugDialect(Dialect):
+    """LadybugDB (Kùzu lineage): schema-first tables, one node table per ontology table root."""
+
+    name = "ladybug"
+    TYPES = {"string": "STRING", "integer": "INT64", "double": "DOUBLE", "boolean": "BOOLEAN",
+             "date": "DATE", "dateTime": "TIMESTAMP"}
+
+    def column_type(self, prop: Property) -> str:
+        base = self.TYPES[prop.datatype]
+        return f"{base}[]" if prop.is_list else base
+
+    def schema_statements(self, onto: Ontology) -> list[str]:
+        out = []
+        for table in onto.tables:
+            cols = ["key STRING", "class STRING"]
+            cols += [f"{p.name} {self.column_type(p)}" for p in onto.table_properties(table).values()]
+            out.append(f"CREATE NODE TABLE IF NOT EXISTS {table}({', '.join(cols)}, PRIMARY KEY(key));")
+        for edge in onto.edges:
+            pairs = ", ".join(f"FROM {s} TO {d}" for s, d in onto.edge_table_pairs(edge))
+            prov = ", ".join(["source STRING", "batch_id STRING", "ingested_at TIMESTAMP"])
+            out.append(f"CREATE REL TABLE IF NOT EXISTS {edge}({pairs}, {prov});")
+        return out
+
+    def copy_edges(self, edge: str, variable: str, src_table: str, dst_table: str, multi_pair: bool) -> str:
+        options = f" (from='{src_table}', to='{dst_table}')" if multi_pair else ""
+        return f"COPY {edge} FROM {variable}{options}"
+
+    def path_pattern(self, max_hops: int) -> str:
+        # Ladybug repeats edges by default; TRAIL gives Neo4j's semantics (ACYCLIC returned wrong rows).
+        return f"* TRAIL 1..{int(max_hops)}"
+
+    def edge_type(self, variable: str) -> str:
+        return f"label({variable})"

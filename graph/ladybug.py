@@ -1,0 +1,137 @@
+"""LadybugDB backend: the embedded default engine (in-process, schema-first Cypher).
+
+Traps handled here (measured; see docs/engines.md): one writer at a time, so writes are
+serialised; a connection is discarded after any failed transaction, because the next statement
+on it can crash the process; bulk loads go through ``COPY FROM`` an Arrow table.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import ladybug
+import pandas as pd
+import pyarrow as pa
+
+from graph.dialect import LadybugDialect
+from graph.store import GraphStore
+from ontology.errors import GraphError, StoreLocked, TransactionFailed
+from ontology.model import Ontology
+
+_ARROW = {"string": pa.string(), "integer": pa.int64(), "double": pa.float64(), "boolean": pa.bool_(),
+          "date": pa.date32(), "dateTime": pa.timestamp("us")}
+
+
+class LadybugStore(GraphStore):
+    dialect = LadybugDialect()
+
+    def __init__(self, path: str | Path, onto: Ontology, *, buffer_pool_mb: int = 1024) -> None:
+        super().__init__(onto)
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._db = ladybug.Database(str(self.path), buffer_pool_size=buffer_pool_mb * 1024 * 1024)
+        except RuntimeError as exc:
+            if "lock" in str(exc).lower():
+                raise StoreLocked(
+                    f"graph store {self.path} is open in another process (LadybugDB allows one); "
+                    "stop the other process (e.g. `healthgraph serve`) and retry", path=str(self.path)) from exc
+            raise GraphError(f"cannot open graph store {self.path}: {exc}", path=str(self.path)) from exc
+        self._conn = ladybug.Connection(self._db)
+        self._in_tx = False
+        self.ensure_schema()
+
+    # ------------------------------------------------------------------ executor
+    def _execute(self, statement: str, params: dict[str, Any] | None = None) -> Any:
+        with self._lock:
+            try:
+                return self._conn.execute(statement, params or {})
+            except RuntimeError as exc:
+                if self._in_tx:
+                    self._discard_connection()
+                raise GraphError(f"{exc} — in statement: {statement[:200]}", statement=statement[:500]) from exc
+
+    def _run(self, statement: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        with self._lock:
+            return self._execute(statement, params).get_as_df()
+
+    def _discard_connection(self) -> None:
+        # After a failed statement inside an explicit transaction the next statement on the same
+        # connection can segfault (BACKENDS.md); never reuse it.
+        self._conn = ladybug.Connection(self._db)
+        self._in_tx = False
+
+    def ensure_schema(self) -> None:
+        with self._write_lock:
+            for stmt in self.dialect.schema_statements(self.onto):
+                self._execute(stmt)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._write_lock, self._lock:
+            if self._in_tx:  # nested: join the outer transaction
+                yield
+                return
+            self._execute("BEGIN TRANSACTION")
+            self._in_tx = True
+            try:
+                yield
+            except BaseException:
+                if self._in_tx:
+                    try:
+                        self._conn.execute("ROLLBACK")
+                    finally:
+                        self._discard_connection()
+                raise
+            else:
+                try:
+                    self._conn.execute("COMMIT")
+                except RuntimeError as exc:
+                    self._discard_connection()
+                    raise TransactionFailed(f"commit failed: {exc}") from exc
+                self._in_tx = False
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+            self._db.close()
+
+    # ------------------------------------------------------------------ bulk hooks
+    def _arrow(self, table: str, rows: pd.DataFrame) -> pa.Table:
+        props = self.onto.table_properties(table)
+        fields = [pa.field("key", pa.string()), pa.field("class", pa.string())]
+        fields += [pa.field(n, pa.list_(pa.string()) if p.is_list else _ARROW[p.datatype]) for n, p in props.items()]
+        arrays = []
+        for f in fields:
+            col = rows[f.name]
+            if pa.types.is_list(f.type):
+                arrays.append(pa.array(col.tolist(), type=f.type))
+            else:
+                arrays.append(pa.Array.from_pandas(col, type=f.type))
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+    def _insert_nodes(self, table: str, rows: pd.DataFrame) -> None:
+        batch = self._arrow(table, rows)  # noqa: F841 — COPY reads the local variable by name
+        self._execute(f"COPY {table} FROM batch")
+
+    def _update_nodes(self, table: str, rows: pd.DataFrame) -> None:
+        typed = self._arrow(table, rows)
+        names = typed.column_names
+        # Positional aliases keep property names that are Cypher keywords out of the variable space.
+        batch = typed.rename_columns([f"c{i}" for i in range(len(names))])  # noqa: F841 — read by name
+        assignments = ", ".join(f"n.{name} = c{i}" for i, name in enumerate(names) if name != "key")
+        self._execute(f"LOAD FROM batch MATCH (n:{table} {{key: c{names.index('key')}}}) SET {assignments}")
+
+    def _insert_edges(self, edge: str, src_table: str, dst_table: str, rows: pd.DataFrame) -> None:
+        batch = pa.table({  # noqa: F841 — COPY reads the local variable by name
+            "from": pa.array(rows["src"], pa.string()), "to": pa.array(rows["dst"], pa.string()),
+            "source": pa.array(rows["source"], pa.string()), "batch_id": pa.array(rows["batch_id"], pa.string()),
+            "ingested_at": pa.Array.from_pandas(rows["ingested_at"], type=pa.timestamp("us")),
+        })
+        multi = len(self.onto.edge_table_pairs(edge)) > 1
+        self._execute(self.dialect.copy_edges(edge, "batch", src_table, dst_table, multi))

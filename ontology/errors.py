@@ -1,0 +1,234 @@
+"""The one exception tree of HealthGraph, with stable codes.
+
+Every error carries a stable code (``HG-nnnn``) that clients, quarantine files and logs use;
+the message says what went wrong, where, the valid options and a fix.
+
+    HealthGraphError
+    ├── OntologyError                      HG-00xx  the ontology itself
+    │   ├── OntologyLoadError              HG-0001
+    │   ├── OntologyInconsistent           HG-0002
+    │   └── UnknownTerm                    HG-0003  a class/property name not in the ontology
+    ├── ValidationError                    HG-01xx  a record breaks the ontology (quarantined)
+    │   ├── UnknownClass                   HG-0101
+    │   ├── UnknownProperty                HG-0102
+    │   ├── WrongDatatype                  HG-0103
+    │   ├── MissingKey                     HG-0104
+    │   ├── ConflictingDuplicate           HG-0105
+    │   ├── MissingRequired                HG-0106
+    │   ├── ValueNotAllowed                HG-0107
+    │   ├── PatternMismatch                HG-0108
+    │   ├── UnknownEdgeType                HG-0109
+    │   ├── DomainRangeViolation           HG-0110
+    │   ├── DanglingEndpoint               HG-0111
+    │   ├── CardinalityViolation           HG-0112
+    │   └── SystemPropertyInInput          HG-0113
+    ├── GraphError                         HG-02xx  the graph store
+    │   ├── StoreLocked                    HG-0201  (retryable)
+    │   ├── UnknownQuery                   HG-0202
+    │   ├── QueryParameterError            HG-0203
+    │   ├── TransactionFailed              HG-0204
+    │   └── NodeNotFound                   HG-0205
+    ├── IngestError                        HG-03xx  reading and loading inputs
+    │   ├── InputFormatError               HG-0301
+    │   └── ReconciliationError            HG-0302
+    └── SettingsError                      HG-0401
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+
+class HealthGraphError(Exception):
+    """Base of every HealthGraph error: a stable ``code``, a message and structured details."""
+
+    code: ClassVar[str] = "HG-0000"
+    title: ClassVar[str] = "错误 error"
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.message}"
+
+    def is_retryable(self) -> bool:
+        """True when the same call may succeed if tried again later."""
+        return False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "title": self.title, "message": self.message, "details": self.details}
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """A ``(did you mean 'x'?)`` hint, or the list of valid options when nothing is close."""
+    options = sorted(set(options))
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if close:
+        return f"(did you mean '{close[0]}'?)"
+    shown = ", ".join(options[:12]) + (" …" if len(options) > 12 else "")
+    return f"(valid: {shown})"
+
+
+class OntologyError(HealthGraphError):
+    code = "HG-0001"
+    title = "本体错误 ontology error"
+
+
+class OntologyLoadError(OntologyError):
+    code = "HG-0001"
+    title = "本体无法加载 ontology cannot be loaded"
+
+
+class OntologyInconsistent(OntologyError):
+    code = "HG-0002"
+    title = "本体不一致 ontology inconsistent"
+
+
+class UnknownTerm(OntologyError):
+    code = "HG-0003"
+    title = "未知本体术语 unknown ontology term"
+    http_status = 404
+
+
+class ValidationError(HealthGraphError):
+    """A record that breaks the ontology. Bulk loads quarantine it with this code."""
+
+    code = "HG-0100"
+    title = "校验失败 validation failed"
+    http_status = 422
+
+
+class UnknownClass(ValidationError):
+    code = "HG-0101"
+    title = "未知类 unknown class"
+
+
+class UnknownProperty(ValidationError):
+    code = "HG-0102"
+    title = "未知属性 unknown property"
+
+
+class WrongDatatype(ValidationError):
+    code = "HG-0103"
+    title = "数据类型错误 wrong datatype"
+
+
+class MissingKey(ValidationError):
+    code = "HG-0104"
+    title = "缺少主键 missing key"
+
+
+class ConflictingDuplicate(ValidationError):
+    code = "HG-0105"
+    title = "同一主键内容冲突 conflicting duplicate key"
+
+
+class MissingRequired(ValidationError):
+    code = "HG-0106"
+    title = "缺少必填属性 missing required property"
+
+
+class ValueNotAllowed(ValidationError):
+    code = "HG-0107"
+    title = "取值不在允许范围 value not allowed"
+
+
+class PatternMismatch(ValidationError):
+    code = "HG-0108"
+    title = "格式不符 pattern mismatch"
+
+
+class UnknownEdgeType(ValidationError):
+    code = "HG-0109"
+    title = "未知关系类型 unknown edge type"
+
+
+class DomainRangeViolation(ValidationError):
+    code = "HG-0110"
+    title = "关系端点类型错误 edge endpoint outside domain/range"
+
+
+class DanglingEndpoint(ValidationError):
+    code = "HG-0111"
+    title = "关系端点不存在 edge endpoint not found"
+
+
+class CardinalityViolation(ValidationError):
+    code = "HG-0112"
+    title = "基数冲突 cardinality violation"
+
+
+class SystemPropertyInInput(ValidationError):
+    code = "HG-0113"
+    title = "输入含系统属性 input sets a system property"
+
+
+class GraphError(HealthGraphError):
+    code = "HG-0200"
+    title = "图存储错误 graph store error"
+
+
+class StoreLocked(GraphError):
+    code = "HG-0201"
+    title = "图存储被占用 graph store locked"
+    http_status = 503
+
+    def is_retryable(self) -> bool:
+        return True
+
+
+class UnknownQuery(GraphError):
+    code = "HG-0202"
+    title = "未知命名查询 unknown named query"
+    http_status = 404
+
+
+class QueryParameterError(GraphError):
+    code = "HG-0203"
+    title = "查询参数错误 query parameter error"
+    http_status = 422
+
+
+class TransactionFailed(GraphError):
+    code = "HG-0204"
+    title = "事务失败 transaction failed"
+
+
+class NodeNotFound(GraphError):
+    code = "HG-0205"
+    title = "未找到节点 node not found"
+    http_status = 404
+
+
+class IngestError(HealthGraphError):
+    code = "HG-0300"
+    title = "导入错误 ingest error"
+
+
+class InputFormatError(IngestError):
+    code = "HG-0301"
+    title = "输入格式错误 input format error"
+    http_status = 422
+
+
+class ReconciliationError(IngestError):
+    code = "HG-0302"
+    title = "对账不平 counts do not reconcile"
+
+
+class SettingsError(HealthGraphError):
+    code = "HG-0401"
+    title = "配置错误 settings error"
+
+
+VALIDATION_ERRORS: tuple[type[ValidationError], ...] = (
+    UnknownClass, UnknownProperty, WrongDatatype, MissingKey, ConflictingDuplicate, MissingRequired,
+    ValueNotAllowed, PatternMismatch, UnknownEdgeType, DomainRangeViolation, DanglingEndpoint,
+    CardinalityViolation, SystemPropertyInInput,
+)
+"""Every reason a record can be quarantined for, in code order."""

@@ -1,0 +1,404 @@
+"""Validate batches of records against the ontology, column by column.
+
+Each batch is a DataFrame of one node table (or one edge type). Every row either passes, typed
+and normalised to the table's columns, or is rejected with every reason that applies, each with
+its stable code. Nothing is dropped silently: ``len(batch) == len(accepted) + len(rejected)``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ontology import errors
+from ontology.model import KEY_SEPARATOR, Ontology, Property
+
+RESERVED_NODE_COLUMNS = ("key", "class")
+EDGE_COLUMNS = ("src", "dst", "src_class", "dst_class")
+
+PANDAS_DTYPES = {
+    "string": "string", "integer": "Int64", "double": "Float64", "boolean": "boolean",
+    "date": "datetime64[ms]", "dateTime": "datetime64[us]",
+}
+"""How each ontology datatype is held in an accepted (normalised) frame."""
+
+_TRUE = {"true", "1", "yes", "y", "t", "是"}
+_FALSE = {"false", "0", "no", "n", "f", "否"}
+
+
+@dataclass
+class Rejection:
+    """One quarantined record: where it came from, why (codes and messages) and its content."""
+
+    row: int
+    codes: list[str]
+    messages: list[str]
+    record: dict[str, Any]
+
+    @property
+    def code(self) -> str:
+        return self.codes[0]
+
+
+@dataclass
+class Validated:
+    """The outcome of validating one batch."""
+
+    target: str
+    received: int
+    accepted: pd.DataFrame
+    rejected: list[Rejection] = field(default_factory=list)
+    collapsed_duplicates: int = 0
+
+    def reconciles(self) -> bool:
+        return self.received == len(self.accepted) + self.collapsed_duplicates + len(self.rejected)
+
+
+class _Reasons:
+    """Collects (row → codes, messages) from vectorised checks."""
+
+    def __init__(self) -> None:
+        self.by_row: dict[int, list[tuple[str, str]]] = defaultdict(list)
+
+    def add(self, mask: pd.Series | np.ndarray, error: type[errors.ValidationError],
+            message: Callable[[int], str] | str) -> None:
+        rows = np.flatnonzero(np.asarray(mask, dtype=bool))
+        for r in rows:
+            self.by_row[int(r)].append((error.code, message(int(r)) if callable(message) else message))
+
+    def rows(self) -> np.ndarray:
+        return np.array(sorted(self.by_row), dtype=np.int64)
+
+
+def _present(col: pd.Series) -> np.ndarray:
+    if col.dtype == object:
+        return np.array([v is not None and not (isinstance(v, float) and np.isnan(v)) and v != "" for v in col])
+    out = col.notna().to_numpy(copy=True)
+    if pd.api.types.is_string_dtype(col.dtype):
+        out &= (col.fillna("") != "").to_numpy()
+    return out
+
+
+def coerce(prop: Property, col: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Cast a column to the property's datatype. Returns the typed column and a mask of bad values."""
+    present = _present(col)
+    if prop.is_list:
+        return _coerce_list(prop, col, present)
+    dtype = prop.datatype
+    if dtype == "string":
+        typed = col.astype("string")
+        return typed.where(present, None), np.zeros(len(col), dtype=bool)
+    if dtype in ("integer", "double"):
+        if pd.api.types.is_bool_dtype(col.dtype):
+            num = pd.Series(np.nan, index=col.index)
+        else:
+            num = pd.to_numeric(col.astype("string") if col.dtype == object else col, errors="coerce")
+        bad = present & num.isna().to_numpy()
+        if dtype == "integer":
+            frac = present & ~bad & (num.fillna(0) % 1 != 0).to_numpy()
+            bad |= frac
+            typed = num.where(~bad & present).astype("Float64").round().astype("Int64")
+        else:
+            typed = num.where(~bad & present).astype("Float64")
+        return typed, bad
+    if dtype == "boolean":
+        if pd.api.types.is_bool_dtype(col.dtype):
+            return col.astype("boolean"), np.zeros(len(col), dtype=bool)
+        text = col.astype("string").str.strip().str.lower()
+        is_true, is_false = text.isin(_TRUE).fillna(False), text.isin(_FALSE).fillna(False)
+        bad = present & ~(is_true | is_false).to_numpy()
+        typed = pd.Series(pd.NA, index=col.index, dtype="boolean")
+        typed[is_true.to_numpy()] = True
+        typed[is_false.to_numpy()] = False
+        return typed, bad
+    if dtype in ("date", "dateTime"):
+        if pd.api.types.is_datetime64_any_dtype(col.dtype):
+            parsed = col.dt.tz_localize(None) if getattr(col.dt, "tz", None) else col
+        else:
+            parsed = pd.to_datetime(col.astype("string"), errors="coerce", format="ISO8601")
+            if getattr(parsed.dt, "tz", None) is not None:
+                parsed = parsed.dt.tz_convert("Asia/Shanghai").dt.tz_localize(None)
+        bad = present & parsed.isna().to_numpy()
+        if dtype == "date":
+            bad |= present & ~bad & (parsed.dt.normalize() != parsed).fillna(False).to_numpy()
+            parsed = parsed.dt.normalize()
+        return parsed.astype(PANDAS_DTYPES[dtype]), bad
+    raise AssertionError(f"unhandled datatype {dtype}")
+
+
+def _coerce_list(prop: Property, col: pd.Series, present: np.ndarray) -> tuple[pd.Series, np.ndarray]:
+    bad = np.zeros(len(col), dtype=bool)
+    values: list[list[str] | None] = []
+    for i, v in enumerate(col.tolist()):
+        if not present[i]:
+            values.append(None)
+        elif isinstance(v, str):
+            values.append([p for p in v.replace("|", " ").split() if p])
+        elif isinstance(v, (list, tuple, np.ndarray)):
+            values.append([str(x) for x in v])
+        else:
+            values.append(None)
+            bad[i] = True
+    if prop.datatype != "string":
+        raise errors.OntologyError(f"list property '{prop.name}' must be xsd:string")
+    return pd.Series(values, index=col.index, dtype=object), bad
+
+
+def _allowed_check(prop: Property, typed: pd.Series, present: np.ndarray) -> np.ndarray:
+    if not prop.allowed_values and prop.regex is None:
+        return np.zeros(len(typed), dtype=bool)
+    if prop.is_list:
+        def ok(vals: list[str] | None) -> bool:
+            if vals is None:
+                return True
+            return all((not prop.allowed_values or v in prop.allowed_values)
+                       and (prop.regex is None or prop.regex.fullmatch(v)) for v in vals)
+        return np.array([not ok(v) for v in typed], dtype=bool)
+    text = typed.astype("string")
+    bad = np.zeros(len(typed), dtype=bool)
+    if prop.allowed_values:
+        bad |= present & ~text.isin(prop.allowed_values).fillna(False).to_numpy()
+    if prop.regex is not None:
+        bad |= present & ~text.str.fullmatch(prop.pattern).fillna(False).to_numpy()  # type: ignore[arg-type]
+    return bad
+
+
+def _records(frame: pd.DataFrame, rows: Iterable[int]) -> list[dict[str, Any]]:
+    out = []
+    sub = frame.iloc[list(rows)]
+    for rec in sub.to_dict(orient="records"):
+        out.append({k: _plain(v) for k, v in rec.items() if _plain(v) is not None})
+    return out
+
+
+def _plain(v: Any) -> Any:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, float) and np.isnan(v):
+        return None
+    if isinstance(v, np.ndarray):
+        return [_plain(x) for x in v.tolist()]
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    if isinstance(v, (np.bool_,)):
+        return bool(v)
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    return v
+
+
+def _finish(target: str, frame: pd.DataFrame, reasons: _Reasons, accepted: pd.DataFrame,
+            collapsed: int = 0) -> Validated:
+    bad_rows = reasons.rows()
+    rejected = [
+        Rejection(int(r), [c for c, _ in reasons.by_row[int(r)]], [m for _, m in reasons.by_row[int(r)]], rec)
+        for r, rec in zip(bad_rows, _records(frame, bad_rows), strict=True)
+    ]
+    return Validated(target, len(frame), accepted, rejected, collapsed)
+
+
+def validate_nodes(onto: Ontology, cls_name: str, frame: pd.DataFrame) -> Validated:
+    """Validate records of ``cls_name`` (a class; the ``class`` column may name subclasses)."""
+    frame = frame.reset_index(drop=True)
+    n = len(frame)
+    reasons = _Reasons()
+    if cls_name not in onto.classes:
+        reasons.add(np.ones(n, dtype=bool), errors.UnknownClass,
+                    f"unknown class '{cls_name}' {errors.did_you_mean(cls_name, onto.classes)}")
+        return _finish(cls_name, frame, reasons, frame.iloc[0:0])
+    table = onto.classes[cls_name].table
+    columns = onto.table_properties(table)
+    allowed_classes = onto.descendants(cls_name)
+
+    classes = frame["class"].astype("string").fillna(cls_name) if "class" in frame else \
+        pd.Series(cls_name, index=frame.index, dtype="string")
+    unknown_cls = ~classes.isin(allowed_classes).to_numpy()
+    reasons.add(unknown_cls, errors.UnknownClass,
+                lambda r: f"class '{classes.iat[r]}' is not {cls_name} or a subclass of it "
+                          f"{errors.did_you_mean(str(classes.iat[r]), allowed_classes)}")
+
+    out = pd.DataFrame(index=frame.index)
+    out["class"] = classes
+    for col_name in frame.columns:
+        if col_name in RESERVED_NODE_COLUMNS:
+            continue
+        col = frame[col_name]
+        present = _present(col)
+        prop = columns.get(col_name)
+        if prop is None:
+            reasons.add(present, errors.UnknownProperty,
+                        f"unknown property '{col_name}' on {table} {errors.did_you_mean(col_name, columns)}")
+            continue
+        if prop.system:
+            reasons.add(present, errors.SystemPropertyInInput,
+                        f"'{col_name}' is filled by the platform (provenance); remove it from the input")
+            continue
+        # A property of the table that the row's own class may not carry (e.g. grade on a Pharmacy).
+        owners = {c for c in allowed_classes if col_name in onto.properties_of(c)}
+        if owners != set(allowed_classes):
+            foreign = present & ~classes.isin(owners).to_numpy()
+            reasons.add(foreign, errors.UnknownProperty,
+                        lambda r, p=col_name: f"property '{p}' does not apply to class '{classes.iat[r]}'")
+        typed, bad = coerce(prop, col)
+        reasons.add(bad, errors.WrongDatatype,
+                    lambda r, p=prop, c=col: f"'{p.name}' must be {p.datatype}"
+                                             f"{' list' if p.is_list else ''}, got {c.iat[r]!r}")
+        present &= ~bad
+        not_allowed = _allowed_check(prop, typed, present)
+        if prop.allowed_values:
+            reasons.add(not_allowed, errors.ValueNotAllowed,
+                        lambda r, p=prop, c=col: f"'{p.name}' = {c.iat[r]!r} not allowed; valid: "
+                                                 f"{' '.join(p.allowed_values)}"
+                                                 + (f" ({p.basis})" if p.basis else ""))
+        else:
+            reasons.add(not_allowed, errors.PatternMismatch,
+                        lambda r, p=prop, c=col: f"'{p.name}' = {c.iat[r]!r} does not match {p.pattern}"
+                                                 + (f" ({p.basis})" if p.basis else ""))
+        out[col_name] = typed
+
+    for prop in columns.values():
+        if prop.name not in out and not prop.system:
+            out[prop.name] = pd.Series(pd.NA, index=frame.index, dtype=_dtype(prop))
+
+    # Required properties (owl:minCardinality 1), per concrete class.
+    for c in sorted(set(classes.dropna()) & allowed_classes):
+        rows = (classes == c).to_numpy()
+        for req in sorted(onto.required_of(c)):
+            missing = rows & ~_present(out[req])
+            error = errors.MissingKey if req in onto.key_of(c) else errors.MissingRequired
+            reasons.add(missing, error,
+                        f"'{req}' is required on {c} ({onto.classes[c].label})"
+                        + (" and is part of its key" if error is errors.MissingKey else ""))
+
+    key_props = onto.key_of(cls_name)
+    key = out[key_props[0]].astype("string")
+    for k in key_props[1:]:
+        key = key + KEY_SEPARATOR + out[k].astype("string")
+    if "key" in frame:
+        given = frame["key"].astype("string")
+        mismatch = (_present(frame["key"]) & (given != key).fillna(True).to_numpy())
+        reasons.add(mismatch, errors.MissingKey,
+                    lambda r: f"'key' {given.iat[r]!r} differs from the ontology key "
+                              f"({' + '.join(key_props)}) = {key.iat[r]!r}")
+    out.insert(0, "key", key)
+
+    ok = np.ones(n, dtype=bool)
+    ok[reasons.rows()] = False
+    # Duplicates inside the batch: identical content collapses, conflicting content is rejected.
+    good = out[ok]
+    collapsed = 0
+    dup = good["key"].duplicated(keep=False).to_numpy()
+    if dup.any():
+        content = pd.util.hash_pandas_object(good.drop(columns=["key"]).astype("string"), index=False)
+        first_hash = content.groupby(good["key"].to_numpy()).transform("first")
+        conflict = dup & (content != first_hash).to_numpy()
+        exact_later = good["key"].duplicated(keep="first").to_numpy() & ~conflict
+        idx = good.index.to_numpy()
+        conflict_rows = np.zeros(n, dtype=bool)
+        conflict_rows[idx[conflict]] = True
+        reasons.add(conflict_rows, errors.ConflictingDuplicate,
+                    lambda r: f"key {out['key'].iat[r]!r} appears earlier in this batch with different content")
+        ok[idx[conflict]] = False
+        ok[idx[exact_later]] = False
+        collapsed = int(exact_later.sum())
+    accepted = out[ok].reset_index(drop=True)
+    return _finish(cls_name, frame, reasons, accepted, collapsed)
+
+
+def _dtype(prop: Property) -> str | type:
+    return object if prop.is_list else PANDAS_DTYPES[prop.datatype]
+
+
+EndpointLookup = Callable[[str, pd.Series, frozenset[str]], pd.Series]
+"""(role, keys, allowed tables) → the class of each key's node, or <NA> when there is none."""
+
+
+def validate_edges(onto: Ontology, edge_name: str, frame: pd.DataFrame,
+                   lookup: EndpointLookup) -> Validated:
+    """Validate edges of one type: endpoints exist, their classes lie in the domain and range."""
+    frame = frame.reset_index(drop=True)
+    n = len(frame)
+    reasons = _Reasons()
+    if edge_name not in onto.edges:
+        reasons.add(np.ones(n, dtype=bool), errors.UnknownEdgeType,
+                    f"unknown edge type '{edge_name}' {errors.did_you_mean(edge_name, onto.edges)}")
+        return _finish(edge_name, frame, reasons, frame.iloc[0:0])
+    edge = onto.edges[edge_name]
+    for col_name in frame.columns:
+        if col_name not in EDGE_COLUMNS:
+            reasons.add(_present(frame[col_name]), errors.UnknownProperty,
+                        f"edges carry no properties: '{col_name}' is not one of {', '.join(EDGE_COLUMNS)}")
+    out = pd.DataFrame(index=frame.index)
+    for role, allowed in (("src", edge.domain), ("dst", edge.range)):
+        keys = frame[role].astype("string") if role in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
+        missing = ~_present(keys)
+        reasons.add(missing, errors.MissingKey, f"edge {edge_name} needs '{role}' (the key of its "
+                                                f"{'source' if role == 'src' else 'target'} node)")
+        tables = frozenset(onto.classes[c].table for c in allowed)
+        declared = frame.get(f"{role}_class")
+        if declared is not None:
+            declared = declared.astype("string")
+            unknown = _present(declared) & ~declared.isin(onto.classes).to_numpy()
+            reasons.add(unknown, errors.UnknownClass,
+                        lambda r, d=declared: f"unknown class '{d.iat[r]}' {errors.did_you_mean(str(d.iat[r]), onto.classes)}")
+            known = declared.where(declared.isin(onto.classes))
+            tables = frozenset(tables | {onto.classes[c].table for c in known.dropna().unique()})
+        found = lookup(role, keys, tables)
+        dangling = ~missing & found.isna().to_numpy()
+        reasons.add(dangling, errors.DanglingEndpoint,
+                    lambda r, k=keys, t=tables, ro=role: f"{ro} node {k.iat[r]!r} not found in "
+                                                         f"{'/'.join(sorted(t))} (load the node first)")
+        if declared is not None:
+            clash = ~dangling & ~missing & _present(declared) & (found != declared).fillna(False).to_numpy()
+            reasons.add(clash, errors.DomainRangeViolation,
+                        lambda r, f=found, d=declared, ro=role: f"{ro} is a {f.iat[r]}, not the declared {d.iat[r]}")
+        allowed_all = frozenset().union(*(onto.descendants(c) for c in allowed))
+        outside = ~dangling & ~missing & ~found.isin(allowed_all).fillna(False).to_numpy()
+        reasons.add(outside, errors.DomainRangeViolation,
+                    lambda r, f=found, ro=role, a=allowed: f"edge {edge_name} {'from' if ro == 'src' else 'to'} "
+                                                           f"a {f.iat[r]} is not allowed; "
+                                                           f"{'domain' if ro == 'src' else 'range'}: {', '.join(sorted(a))}")
+        out[role] = keys
+        out[f"{role}_class"] = found
+        out[f"{role}_table"] = found.map(lambda c: onto.classes[c].table if isinstance(c, str) else pd.NA)
+
+    ok = np.ones(n, dtype=bool)
+    ok[reasons.rows()] = False
+    good = out[ok]
+    exact_later = good.duplicated(subset=["src", "dst"], keep="first").to_numpy()
+    collapsed = int(exact_later.sum())
+    ok[good.index.to_numpy()[exact_later]] = False
+    if edge.functional:
+        # owl:FunctionalProperty: a source node has at most one target of this edge type.
+        kept = out[ok]
+        multi = kept["src"].duplicated(keep=False).to_numpy()
+        rows = np.zeros(n, dtype=bool)
+        rows[kept.index.to_numpy()[multi]] = True
+        reasons.add(rows, errors.CardinalityViolation,
+                    lambda r: f"{edge_name} is functional: {out['src'].iat[r]!r} has more than one target in this batch")
+        ok[rows] = False
+    accepted = out[ok].reset_index(drop=True)
+    return _finish(edge_name, frame, reasons, accepted, collapsed)
+
+
+def lookup_from(tables: Mapping[str, pd.Series]) -> EndpointLookup:
+    """An endpoint lookup over per-table Series indexed by key with the class as value."""
+
+    def lookup(role: str, keys: pd.Series, allowed: frozenset[str]) -> pd.Series:
+        found = pd.Series(pd.NA, index=keys.index, dtype="string")
+        for t in sorted(allowed):
+            classes = tables.get(t)
+            if classes is None or classes.empty:
+                continue
+            hit = keys.map(classes)
+            found = found.fillna(hit.astype("string"))
+        return found
+
+    return lookup
