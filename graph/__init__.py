@@ -14,7 +14,7 @@ from ontology.model import Ontology, load_ontology
 
 __all__ = [
     "QUERIES", "GraphError", "GraphStore", "NamedQuery", "NodeNotFound", "Provenance", "StoreLocked",
-    "UnknownQuery", "WriteResult", "named_query", "open_graph",
+    "UnknownQuery", "WriteResult", "named_query", "open_graph", "schema_ddl",
 ]
 
 
@@ -26,3 +26,10 @@ def open_graph(path: str | Path, *, engine: str = "ladybug", onto: Ontology | No
 
         return LadybugStore(path, onto)
     raise GraphError(f"unknown graph engine '{engine}' (valid: ladybug; neo4j arrives with the engines work)")
+
+
+def schema_ddl(onto: Ontology) -> dict[str, str]:
+    """Each dialect's schema statements rendered from the ontology (for ontology/generated/)."""
+    from graph.dialect import LadybugDialect
+
+    return {"ladybug": "\n".join(LadybugDialect().schema_statements(onto)) + "\n"}

@@ -1,0 +1,157 @@
+"""The HTTP API (FastAPI). ``create_app()`` builds it; ``healthgraph serve`` runs it on 127.0.0.1.
+
+Errors are JSON with a stable code: ``{"code": "HG-0205", "title": ..., "message": ..., "details": ...}``.
+"""
+
+from __future__ import annotations
+
+import html
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel
+
+from graph import QUERIES, GraphStore, open_graph
+from ontology.errors import HealthGraphError, QueryParameterError
+from ontology.model import load_ontology
+from services.audit import AuditLog
+from services.privacy import Guard, Viewer
+from services.records import Records
+from services.settings import Settings
+
+API_VERSION = "0.1.0"
+
+
+class Health(BaseModel):
+    status: str
+    engine: str
+    ontology_version: str
+
+
+class CountRow(BaseModel):
+    name: str
+    zh: str
+    en: str
+    kind: str
+    count: int
+
+
+def create_app(settings: Settings | None = None, *, store: GraphStore | None = None) -> FastAPI:
+    """The application; pass ``store`` to serve an already-open graph (tests do)."""
+    settings = settings or Settings()
+    onto = load_ontology()
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        own = store is None
+        state["store"] = store or open_graph(settings.graph_path, engine=settings.graph_engine, onto=onto)
+        state["records"] = Records(state["store"], Guard(onto), AuditLog(settings.audit_path))
+        yield
+        if own:
+            state["store"].close()
+
+    app = FastAPI(title="HealthGraph 区域人口健康知识图谱", version=API_VERSION, lifespan=lifespan,
+                  description="Typed population-health knowledge graph governed by an OWL ontology.")
+
+    @app.exception_handler(HealthGraphError)
+    async def on_error(_: Request, exc: HealthGraphError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        err = QueryParameterError("请求参数无效 invalid request parameters", errors=exc.errors())
+        return JSONResponse(err.to_dict(), status_code=422)
+
+    def viewer(request: Request) -> Viewer:
+        # Identity and roles arrive with the privacy work; the caller is recorded as given.
+        return Viewer(user=request.headers.get("x-healthgraph-user", "anonymous"),
+                      purpose=request.headers.get("x-purpose-of-use", "operations"))
+
+    @app.get("/health", response_model=Health, tags=["platform"])
+    def health() -> Health:
+        """Liveness and what is running."""
+        return Health(status="ok", engine=settings.graph_engine, ontology_version=onto.version)
+
+    @app.get("/stats", response_model=list[CountRow], tags=["platform"])
+    def stats() -> list[CountRow]:
+        """Node count per class and edge count per edge type, with zh/en labels."""
+        rows = []
+        for name, n in state["store"].counts().items():
+            kind = "edge" if name in onto.edges else "class"
+            label = onto.label_of(name)
+            rows.append(CountRow(name=name, zh=label.zh, en=label.en, kind=kind, count=n))
+        return rows
+
+    @app.get("/ontology/classes", tags=["ontology"])
+    def classes() -> list[dict[str, Any]]:
+        """Classes with labels, parent, storage table, key and properties."""
+        return [{"name": c.name, "zh": c.label.zh, "en": c.label.en, "parent": c.parent, "table": c.table,
+                 "key": list(onto.key_of(c.name)), "required": sorted(onto.required_of(c.name)),
+                 "subclasses": sorted(onto.descendants(c.name) - {c.name}),
+                 "properties": sorted(p for p, prop in onto.properties_of(c.name).items() if not prop.system)}
+                for c in onto.classes.values()]
+
+    @app.get("/ontology/properties", tags=["ontology"])
+    def properties() -> list[dict[str, Any]]:
+        """Data properties with datatype, domain, sensitivity, allowed values and the basis cited."""
+        return [{"name": p.name, "zh": p.label.zh, "en": p.label.en, "datatype": p.datatype, "list": p.is_list,
+                 "domain": sorted(p.domain), "sensitivity": p.sensitivity, "allowed_values": list(p.allowed_values),
+                 "pattern": p.pattern, "system": p.system, "basis": p.basis} for p in onto.properties.values()]
+
+    @app.get("/ontology/edges", tags=["ontology"])
+    def edges() -> list[dict[str, Any]]:
+        """Edge types with domain and range."""
+        return [{"name": e.name, "zh": e.label.zh, "en": e.label.en, "domain": sorted(e.domain),
+                 "range": sorted(e.range), "functional": e.functional} for e in onto.edges.values()]
+
+    @app.get("/nodes/{cls}/{key:path}/neighbours", tags=["graph"])
+    def neighbours(cls: str, key: str, request: Request, edge: str | None = None,
+                   limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
+        """Nodes one edge away (both directions)."""
+        return state["records"].neighbours(cls, key, viewer(request), edge=edge, limit=limit)
+
+    @app.get("/nodes/{cls}/{key:path}/paths", tags=["graph"])
+    def paths(cls: str, key: str, request: Request, max_hops: int = Query(2, ge=1, le=4),
+              limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
+        """Nodes reachable within ``max_hops`` edges (no edge repeated), nearest first."""
+        return state["records"].paths(cls, key, viewer(request), max_hops=max_hops, limit=limit)
+
+    @app.get("/nodes/{cls}/{key:path}", tags=["graph"])
+    def node(cls: str, key: str, request: Request) -> dict[str, Any]:
+        """One node by class and key (a class includes its subclasses); identifiers are masked."""
+        return state["records"].get(cls, key, viewer(request))
+
+    @app.get("/queries", tags=["graph"])
+    def queries() -> list[dict[str, Any]]:
+        """The named-query catalog."""
+        return [{"name": q.name, "description": q.description, "params": q.params} for q in QUERIES.values()]
+
+    @app.post("/queries/{name}", tags=["graph"])
+    def run_query(name: str, request: Request, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run a named query with JSON parameters."""
+        v = viewer(request)
+        state["records"].audit.record(v, "query", f"query/{name}", "attempt", params=params or {})
+        return state["store"].query(name, **(params or {}))
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home() -> str:
+        counts = state["store"].counts()
+        rows = "".join(
+            f"<tr><td>{html.escape(onto.label_of(n).zh)}</td><td>{html.escape(onto.label_of(n).en)}</td>"
+            f"<td><code>{html.escape(n)}</code></td><td style='text-align:right'>{c:,}</td></tr>"
+            for n, c in counts.items())
+        return (
+            "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><title>HealthGraph</title>"
+            "<style>body{font-family:system-ui,'Noto Sans CJK SC',sans-serif;margin:2rem;max-width:60rem}"
+            "table{border-collapse:collapse}td,th{padding:.2rem .8rem;border-bottom:1px solid #ddd}</style></head>"
+            "<body><h1>HealthGraph 区域人口健康知识图谱</h1>"
+            f"<p>本体 ontology v{html.escape(onto.version)} · 引擎 engine {html.escape(settings.graph_engine)} · "
+            "<a href='/docs'>API 文档 (OpenAPI)</a> · <a href='/stats'>统计 stats (JSON)</a></p>"
+            "<h2>图谱内容 What the graph holds</h2><table><tr><th>中文</th><th>English</th><th>name</th><th>count</th></tr>"
+            f"{rows}</table></body></html>")
+
+    return app

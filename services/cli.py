@@ -1,0 +1,214 @@
+"""The ``healthgraph`` command line: thin wrappers over library functions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ontology.errors import HealthGraphError
+
+app = typer.Typer(help="HealthGraph 区域人口健康知识图谱 — regional population-health knowledge graph.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+ontology_app = typer.Typer(help="本体 The ontology: check and generate artefacts.", no_args_is_help=True)
+app.add_typer(ontology_app, name="ontology")
+console = Console()
+
+
+def _settings() -> Any:
+    from services.settings import Settings
+
+    return Settings()
+
+
+def _fail(exc: HealthGraphError) -> None:
+    console.print(f"[bold red]{exc.code}[/] {exc.title}: {exc.message}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def generate(
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: <data_dir>/province)")] = None,
+    residents: Annotated[int, typer.Option(help="Number of residents")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same province)")] = 7,
+    province: Annotated[str, typer.Option(help="GB/T 2260 province code")] = "330000",
+) -> None:
+    """生成合成省份 Generate a synthetic province with planted scenarios and ground truth."""
+    from ingest.synthetic import generate as gen
+
+    out = out or _settings().province_dir
+    with Progress(TextColumn("[bold]{task.description}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("starting", total=None)
+        result = gen(out, residents=residents, seed=seed, province_code=province,
+                     progress=lambda label: bar.update(task, description=label))
+    nodes = sum(v for k, v in result.counts.items() if k[:1].isupper())
+    edges = sum(v for k, v in result.counts.items() if k[:1].islower() and "/" not in k)
+    console.print(f"generated {residents:,} residents → {nodes:,} node records, {edges:,} edges in {out}")
+
+
+@app.command()
+def load(
+    folder: Annotated[Path | None, typer.Argument(help="A folder with nodes/ and edges/ (default: the demo province)")] = None,
+) -> None:
+    """校验并入库 Validate and load a folder; quarantine bad records; print the reconciliation."""
+    from graph import open_graph
+    from ingest.load import load_folder
+
+    s = _settings()
+    folder = folder or s.province_dir
+    try:
+        store = open_graph(s.graph_path, engine=s.graph_engine)
+        try:
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                          TimeElapsedColumn(), console=console) as bar:
+                task = bar.add_task("loading", total=None)
+                report = load_folder(store, folder, quarantine_root=s.quarantine_dir,
+                                     progress=lambda name, i, n: bar.update(task, description=name, completed=i, total=n))
+        finally:
+            store.close()
+    except HealthGraphError as exc:
+        _fail(exc)
+        return
+    _print_load(report)
+
+
+def _print_load(report: Any) -> None:
+    t = report.totals()
+    table = Table(title=f"batch {report.batch_id} · {report.seconds:.1f} s")
+    for col in ("file", "received", "accepted", "collapsed", "quarantined", "inserted", "updated", "unchanged", "reasons"):
+        table.add_column(col, justify="left" if col in ("file", "reasons") else "right")
+    for f in report.files:
+        table.add_row(f.file, *(f"{getattr(f, c):,}" for c in ("received", "accepted", "collapsed", "quarantined",
+                                                                "inserted", "updated", "unchanged")),
+                      " ".join(f"{k}×{v}" for k, v in f.reasons.items()))
+    console.print(table)
+    mark = "[green]✓[/]" if report.reconciles else "[red]✗[/]"
+    console.print(f"{mark} received {t['received']:,} = accepted {t['accepted']:,} + collapsed {t['collapsed']:,} "
+                  f"+ quarantined {t['quarantined']:,}; written: {t['inserted']:,} new, {t['updated']:,} updated, "
+                  f"{t['unchanged']:,} unchanged. Quarantine: {report.quarantine_dir}")
+    for q in report.quality.get("resident_ids", []):
+        console.print(f"  id quality {q['file']}: {q['valid_18']:,} valid, {q['missing']:,} missing, "
+                      f"{q['legacy_15']:,} legacy 15-digit, {q['invalid']:,} invalid")
+
+
+@app.command()
+def stats() -> None:
+    """统计 Node counts per class and edge counts per type."""
+    from graph import open_graph
+    from ontology.model import load_ontology
+
+    s = _settings()
+    onto = load_ontology()
+    store = open_graph(s.graph_path, engine=s.graph_engine, onto=onto)
+    try:
+        counts = store.counts()
+    finally:
+        store.close()
+    table = Table(title="HealthGraph")
+    for col in ("name", "中文", "English", "count"):
+        table.add_column(col, justify="right" if col == "count" else "left")
+    for name, n in counts.items():
+        label = onto.label_of(name)
+        table.add_row(name, label.zh, label.en, f"{n:,}")
+    console.print(table)
+
+
+@app.command()
+def query(
+    name: Annotated[str, typer.Argument(help="A named query from the catalog (see `healthgraph query list`)")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value, repeatable")] = None,
+) -> None:
+    """命名查询 Run a named query and print JSON rows."""
+    from graph import QUERIES, open_graph
+
+    if name == "list":
+        for q in QUERIES.values():
+            console.print(f"[bold]{q.name}[/] {q.description}  params: {q.params}")
+        return
+    params = dict(p.split("=", 1) for p in (param or []))
+    s = _settings()
+    try:
+        store = open_graph(s.graph_path, engine=s.graph_engine)
+        try:
+            rows = store.query(name, **params)
+        finally:
+            store.close()
+    except HealthGraphError as exc:
+        _fail(exc)
+        return
+    sys.stdout.write(json.dumps(rows, ensure_ascii=False, default=str, indent=1) + "\n")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """启动服务 Serve the API and console (default 127.0.0.1:8000)."""
+    import uvicorn
+
+    from services.api import create_app
+
+    s = _settings()
+    host, port = host or s.host, port or s.port
+    console.print(f"API  http://{host}:{port}/docs   console  http://{host}:{port}/")
+    uvicorn.run(create_app(s), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def demo(
+    residents: Annotated[int | None, typer.Option(help="Residents in the demo province")] = None,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop after loading")] = False,
+) -> None:
+    """演示 Generate a province, load it and serve the API: the whole platform on this machine."""
+    s = _settings()
+    n = residents or s.residents
+    manifest = s.province_dir / "manifest.json"
+    fresh = manifest.exists() and json.loads(manifest.read_text(encoding="utf-8")).get("residents") == n and \
+        json.loads(manifest.read_text(encoding="utf-8")).get("seed") == s.seed
+    if fresh:
+        console.print(f"province of {n:,} residents already generated in {s.province_dir}")
+    else:
+        generate(out=s.province_dir, residents=n, seed=s.seed, province="330000")
+    load(s.province_dir)
+    stats()
+    console.print(f"\nGround truth of planted scenarios: {s.province_dir / 'ground_truth.json'}")
+    if not no_serve:
+        serve(None, None)
+
+
+@ontology_app.command("check")
+def ontology_check() -> None:
+    """检查本体 Structural rules and the reasoner's consistency check."""
+    from ontology.check import check
+
+    report = check()
+    console.print(f"{report.classes} classes, {report.properties} data properties, {report.edges} edge types; "
+                  f"reasoner: {report.reasoner}")
+    for p in report.problems:
+        console.print(f"[red]✗[/] {p}")
+    if report.problems:
+        raise typer.Exit(1)
+    console.print("[green]✓ ontology OK[/]")
+
+
+@ontology_app.command("generate")
+def ontology_generate() -> None:
+    """生成产物 Write the generated artefacts (records, labels, DDL) into ontology/generated/."""
+    from graph import schema_ddl
+    from ontology.generate import write_artefacts
+    from ontology.model import load_ontology
+
+    onto = load_ontology()
+    for path in write_artefacts(onto, schema_ddl(onto)):
+        console.print(f"wrote {path}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()

@@ -1,0 +1,76 @@
+"""The one place personal data is released: masking by sensitivity and restricted diagnoses.
+
+Every service that returns personal data passes it through ``Guard.release``; the rules come
+from the ontology's sensitivity annotations (identifiers masked, restricted diagnoses hidden
+from viewers without the right). Authentication, roles, purpose of use and consent arrive with
+the privacy work; until then every caller is an unprivileged operator.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ontology.model import Ontology
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is reading, why, and which sensitivity labels they may see (e.g. {"HIV"})."""
+
+    user: str = "anonymous"
+    role: str = "operator"
+    purpose: str = "operations"
+    labels: frozenset[str] = field(default_factory=frozenset)
+
+
+def mask(value: str) -> str:
+    """Keep the first 3 and last 4 characters: 330106********123X, 138****5678."""
+    if len(value) <= 7:
+        return "*" * len(value)
+    return value[:3] + "*" * (len(value) - 7) + value[-4:]
+
+
+class Guard:
+    def __init__(self, onto: Ontology) -> None:
+        self.onto = onto
+        self._labels = {name: re.compile(s.icd10_pattern) for name, s in onto.sensitivity_labels.items()}
+        self.personal_classes = frozenset(
+            c for c in onto.classes
+            if any(p.sensitivity for p in onto.properties_of(c).values())
+            or set(onto.ancestors(c)) & onto.edges["of_patient"].domain
+            or onto.classes[c].table in ("Diagnosis", "Prescription", "PrescriptionItem", "LabResult",
+                                         "TransfusionReaction")
+        )
+
+    def is_personal(self, cls: str) -> bool:
+        return cls in self.personal_classes
+
+    def restriction(self, icd10_code: str | None) -> str | None:
+        """The sensitivity label an ICD-10 code falls under, if any."""
+        if not icd10_code:
+            return None
+        for name, rx in self._labels.items():
+            if rx.fullmatch(icd10_code):
+                return name
+        return None
+
+    def release(self, record: dict[str, Any], viewer: Viewer) -> dict[str, Any]:
+        """A copy of one node's properties that the viewer may see."""
+        cls = record.get("class", "")
+        props = self.onto.properties_of(cls) if cls in self.onto.classes else {}
+        label = self.restriction(record.get("icd10_code")) or (
+            self.restriction(record.get("key")) if cls == "Disease" else None)
+        if label and label not in viewer.labels:
+            keep = {"key", "class"}
+            return {**{k: v for k, v in record.items() if k in keep},
+                    "restricted": label, "message": "受限信息 restricted: 需要相应授权 requires the matching right"}
+        out = {}
+        for k, v in record.items():
+            prop = props.get(k)
+            if prop is not None and prop.sensitivity == "identifier" and isinstance(v, str):
+                out[k] = mask(v)
+            else:
+                out[k] = v
+        return out

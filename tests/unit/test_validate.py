@@ -1,0 +1,114 @@
+"""Every validation error code, the reconciliation invariant and the typed output."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from ontology import errors
+from ontology.model import Ontology
+from ontology.validate import lookup_from, validate_edges, validate_nodes
+
+GOOD = {"source_system": "HIS-A", "source_id": "1", "name": "张伟", "sex": "1", "birth_date": "1980-01-02"}
+
+
+def codes_of(result) -> dict[int, list[str]]:
+    return {r.row: r.codes for r in result.rejected}
+
+
+def test_a_good_record_is_typed_and_keyed(onto: Ontology) -> None:
+    v = validate_nodes(onto, "Resident", pd.DataFrame([GOOD]))
+    assert v.rejected == [] and len(v.accepted) == 1
+    row = v.accepted.iloc[0]
+    assert row["key"] == "HIS-A:1"
+    assert row["class"] == "Resident"
+    assert str(v.accepted["birth_date"].dtype).startswith("datetime64")
+    assert row["birth_date"] == pd.Timestamp("1980-01-02")
+
+
+@pytest.mark.parametrize(("change", "code"), [
+    ({"class": "Residnt"}, errors.UnknownClass.code),
+    ({"birthdate": "1980-01-02"}, errors.UnknownProperty.code),
+    ({"birth_date": "1980-02-30"}, errors.WrongDatatype.code),
+    ({"source_id": None}, errors.MissingKey.code),
+    ({"name": None}, errors.MissingRequired.code),
+    ({"sex": "男"}, errors.ValueNotAllowed.code),
+    ({"division_code": "33A1"}, errors.PatternMismatch.code),
+    ({"batch_id": "mine"}, errors.SystemPropertyInInput.code),
+    ({"pregnant": "maybe"}, errors.WrongDatatype.code),
+])
+def test_each_node_error_has_its_code(onto: Ontology, change: dict, code: str) -> None:
+    v = validate_nodes(onto, "Resident", pd.DataFrame([GOOD, {**GOOD, "source_id": "2", **change}]))
+    assert [r.row for r in v.rejected] == [1]
+    assert code in v.rejected[0].codes
+    assert v.reconciles()
+
+
+def test_messages_name_the_valid_options(onto: Ontology) -> None:
+    v = validate_nodes(onto, "Resident", pd.DataFrame([{**GOOD, "birthdate": "x"}, {**GOOD, "sex": "3"}]))
+    messages = [m for r in v.rejected for m in r.messages]
+    assert any("did you mean 'birth_date'" in m for m in messages)
+    assert any("valid: 0 1 2 9" in m and "GB/T 2261.1" in m for m in messages)
+
+
+def test_all_errors_of_a_record_are_reported_at_once(onto: Ontology) -> None:
+    bad = {**GOOD, "sex": "x", "birth_date": "never", "colour": "blue"}
+    v = validate_nodes(onto, "Resident", pd.DataFrame([bad]))
+    assert {errors.ValueNotAllowed.code, errors.WrongDatatype.code, errors.UnknownProperty.code} <= set(v.rejected[0].codes)
+
+
+def test_property_of_another_subclass_is_rejected(onto: Ontology) -> None:
+    rows = [{"class": "Hospital", "uscc": "91350100M000100Y43", "name": "一院", "grade": "3A"},
+            {"class": "Pharmacy", "uscc": "12350100M000100Y41", "name": "药店", "grade": "3A"}]
+    v = validate_nodes(onto, "Institution", pd.DataFrame(rows))
+    assert codes_of(v) == {1: [errors.UnknownProperty.code]}
+
+
+def test_duplicates_collapse_when_identical_and_conflict_otherwise(onto: Ontology) -> None:
+    v = validate_nodes(onto, "Resident", pd.DataFrame([GOOD, GOOD, {**GOOD, "name": "张玮"}]))
+    assert len(v.accepted) == 1 and v.collapsed_duplicates == 1
+    assert codes_of(v) == {2: [errors.ConflictingDuplicate.code]}
+    assert v.reconciles()
+
+
+def test_lists_are_typed(onto: Ontology) -> None:
+    rows = [{"class": "InstitutionLicense", "code": "IL-1", "valid_from": "2020-01-01", "licensed_subjects": "02 03"},
+            {"class": "InstitutionLicense", "code": "IL-2", "valid_from": "2020-01-01", "licensed_subjects": ["02", "12"]}]
+    v = validate_nodes(onto, "License", pd.DataFrame(rows))
+    assert v.rejected == []
+    assert v.accepted["licensed_subjects"].tolist() == [["02", "03"], ["02", "12"]]
+
+
+def _lookup():
+    return lookup_from({"Resident": pd.Series(["Resident"], index=["HIS-A:1"]),
+                        "Division": pd.Series(["Division"], index=["330106"]),
+                        "Institution": pd.Series(["Pharmacy"], index=["91350100M000100Y43"])})
+
+
+@pytest.mark.parametrize(("edge", "row", "code"), [
+    ("lives_in", {"src": "HIS-A:1", "dst": "330106"}, errors.UnknownEdgeType.code),
+    ("resides_in", {"src": "HIS-A:2", "dst": "330106"}, errors.DanglingEndpoint.code),
+    ("resides_in", {"src": None, "dst": "330106"}, errors.MissingKey.code),
+    ("resides_in", {"src": "HIS-A:1", "dst": "330106", "weight": 1}, errors.UnknownProperty.code),
+    ("located_in", {"src": "HIS-A:1", "dst": "330106", "src_class": "Resident"}, errors.DomainRangeViolation.code),
+])
+def test_each_edge_error_has_its_code(onto: Ontology, edge: str, row: dict, code: str) -> None:
+    v = validate_edges(onto, edge, pd.DataFrame([row]), _lookup())
+    assert code in v.rejected[0].codes and v.reconciles()
+
+
+def test_functional_edge_with_two_targets_in_one_batch(onto: Ontology) -> None:
+    lookup = lookup_from({"Resident": pd.Series(["Resident"], index=["HIS-A:1"]),
+                          "Division": pd.Series(["Division", "Division"], index=["330106", "330105"])})
+    rows = [{"src": "HIS-A:1", "dst": "330106"}, {"src": "HIS-A:1", "dst": "330105"}]
+    v = validate_edges(onto, "resides_in", pd.DataFrame(rows), lookup)
+    assert {r.code for r in v.rejected} == {errors.CardinalityViolation.code}
+    assert v.reconciles()
+
+
+def test_every_validation_code_is_distinct_and_documented() -> None:
+    codes = [e.code for e in errors.VALIDATION_ERRORS]
+    assert len(codes) == len(set(codes))
+    doc = errors.__doc__ or ""
+    for e in errors.VALIDATION_ERRORS:
+        assert e.code in doc and e.__name__ in doc
