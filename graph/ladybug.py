@@ -1,8 +1,14 @@
 """LadybugDB backend: the embedded default engine (in-process, schema-first Cypher).
 
-Traps handled here (measured; see docs/engines.md): one writer at a time, so writes are
-serialised; a connection is discarded after any failed transaction, because the next statement
-on it can crash the process; bulk loads go through ``COPY FROM`` an Arrow table.
+Traps handled here (measured; see docs/engines.md):
+- one writer at a time: writes are serialised in-process;
+- a second Database object on the same path in one process opens silently and loses its writes:
+  each path is opened once per process;
+- a failed statement inside a transaction silently rolls the transaction back and returns the
+  connection to autocommit: the connection is discarded after any failure in a transaction;
+- a failed COPY can leave the engine's memory inconsistent: inputs are validated and deduplicated
+  first, and after a failed COPY the database is reopened;
+- pandas nullable dtypes break or corrupt COPY: bulk loads always go through typed Arrow tables.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from graph.store import GraphStore
 from ontology.errors import GraphError, StoreLocked, TransactionFailed
 from ontology.model import Ontology
 
+_OPEN_PATHS: set[Path] = set()
+_OPEN_LOCK = threading.Lock()
+
 _ARROW = {"string": pa.string(), "integer": pa.int64(), "double": pa.float64(), "boolean": pa.bool_(),
           "date": pa.date32(), "dateTime": pa.timestamp("us")}
 
@@ -34,8 +43,19 @@ class LadybugStore(GraphStore):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._buffer_pool = buffer_pool_mb * 1024 * 1024
+        with _OPEN_LOCK:
+            if self.path.resolve() in _OPEN_PATHS:
+                raise StoreLocked(f"graph store {self.path} is already open in this process; share that store",
+                                  path=str(self.path))
+            self._open()
+            _OPEN_PATHS.add(self.path.resolve())
+        self._in_tx = False
+        self.ensure_schema()
+
+    def _open(self) -> None:
         try:
-            self._db = ladybug.Database(str(self.path), buffer_pool_size=buffer_pool_mb * 1024 * 1024)
+            self._db = ladybug.Database(str(self.path), buffer_pool_size=self._buffer_pool)
         except RuntimeError as exc:
             if "lock" in str(exc).lower():
                 raise StoreLocked(
@@ -43,8 +63,6 @@ class LadybugStore(GraphStore):
                     "stop the other process (e.g. `healthgraph serve`) and retry", path=str(self.path)) from exc
             raise GraphError(f"cannot open graph store {self.path}: {exc}", path=str(self.path)) from exc
         self._conn = ladybug.Connection(self._db)
-        self._in_tx = False
-        self.ensure_schema()
 
     # ------------------------------------------------------------------ executor
     def _execute(self, statement: str, params: dict[str, Any] | None = None) -> Any:
@@ -55,6 +73,17 @@ class LadybugStore(GraphStore):
                 if self._in_tx:
                     self._discard_connection()
                 raise GraphError(f"{exc} — in statement: {statement[:200]}", statement=statement[:500]) from exc
+
+    def _copy(self, statement: str, batch: pa.Table) -> None:
+        """Run a COPY from ``$batch``; after a failure reopen the database, whose memory may be inconsistent."""
+        with self._lock:
+            try:
+                self._conn.execute(statement, {"batch": batch})
+            except RuntimeError as exc:
+                self._conn.close()
+                self._db.close()
+                self._open()
+                raise GraphError(f"bulk load failed and the store was reopened: {exc}", statement=statement) from exc
 
     def _run(self, statement: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         with self._lock:
@@ -85,6 +114,8 @@ class LadybugStore(GraphStore):
                 if self._in_tx:
                     try:
                         self._conn.execute("ROLLBACK")
+                    except RuntimeError:
+                        pass  # a failed statement already rolled the transaction back
                     finally:
                         self._discard_connection()
                 raise
@@ -97,9 +128,10 @@ class LadybugStore(GraphStore):
                 self._in_tx = False
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, _OPEN_LOCK:
             self._conn.close()
             self._db.close()
+            _OPEN_PATHS.discard(self.path.resolve())
 
     # ------------------------------------------------------------------ bulk hooks
     def _arrow(self, table: str, rows: pd.DataFrame) -> pa.Table:
@@ -116,22 +148,22 @@ class LadybugStore(GraphStore):
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
     def _insert_nodes(self, table: str, rows: pd.DataFrame) -> None:
-        batch = self._arrow(table, rows)  # noqa: F841 — COPY reads the local variable by name
-        self._execute(f"COPY {table} FROM batch")
+        self._copy(f"COPY {table} FROM $batch", self._arrow(table, rows))
 
     def _update_nodes(self, table: str, rows: pd.DataFrame) -> None:
         typed = self._arrow(table, rows)
         names = typed.column_names
         # Positional aliases keep property names that are Cypher keywords out of the variable space.
-        batch = typed.rename_columns([f"c{i}" for i in range(len(names))])  # noqa: F841 — read by name
+        batch = typed.rename_columns([f"c{i}" for i in range(len(names))])
         assignments = ", ".join(f"n.{name} = c{i}" for i, name in enumerate(names) if name != "key")
-        self._execute(f"LOAD FROM batch MATCH (n:{table} {{key: c{names.index('key')}}}) SET {assignments}")
+        self._execute(f"LOAD FROM $batch MATCH (n:{table} {{key: c{names.index('key')}}}) SET {assignments}",
+                      {"batch": batch})
 
     def _insert_edges(self, edge: str, src_table: str, dst_table: str, rows: pd.DataFrame) -> None:
-        batch = pa.table({  # noqa: F841 — COPY reads the local variable by name
+        batch = pa.table({
             "from": pa.array(rows["src"], pa.string()), "to": pa.array(rows["dst"], pa.string()),
             "source": pa.array(rows["source"], pa.string()), "batch_id": pa.array(rows["batch_id"], pa.string()),
             "ingested_at": pa.Array.from_pandas(rows["ingested_at"], type=pa.timestamp("us")),
         })
         multi = len(self.onto.edge_table_pairs(edge)) > 1
-        self._execute(self.dialect.copy_edges(edge, "batch", src_table, dst_table, multi))
+        self._copy(self.dialect.copy_edges(edge, "$batch", src_table, dst_table, multi), batch)

@@ -301,7 +301,7 @@ def build(world: owlready2.World, onto: owlready2.Ontology, graph: rdflib.Graph,
     return Ontology(
         iri=ONTOLOGY_IRI, version=str(version), source_hash=hashlib.sha256(source).hexdigest(),
         classes=dict(sorted(classes.items())), properties=dict(sorted(properties.items())),
-        edges=dict(sorted(edges.items())), sensitivity_labels=labels,
+        edges=dict(sorted(edges.items())), sensitivity_labels=dict(sorted(labels.items())),
         _descendants=descendants, _ancestors=ancestors,
     )
 

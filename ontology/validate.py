@@ -75,9 +75,21 @@ class _Reasons:
         return np.array(sorted(self.by_row), dtype=np.int64)
 
 
+def _is_present(v: Any) -> bool:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return False
+    if isinstance(v, float):
+        return not np.isnan(v)
+    if isinstance(v, str):
+        return v != ""
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return len(v) > 0
+    return True
+
+
 def _present(col: pd.Series) -> np.ndarray:
     if col.dtype == object:
-        return np.array([v is not None and not (isinstance(v, float) and np.isnan(v)) and v != "" for v in col])
+        return np.fromiter((_is_present(v) for v in col), dtype=bool, count=len(col))
     out = col.notna().to_numpy(copy=True)
     if pd.api.types.is_string_dtype(col.dtype):
         out &= (col.fillna("") != "").to_numpy()

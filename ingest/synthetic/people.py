@@ -19,6 +19,11 @@ MALE_SHARE = 0.5124  # 7th national census: sex ratio 105.07
 ABO = np.array(["O", "A", "B", "AB"])
 ABO_P = np.array([0.31, 0.28, 0.30, 0.11])
 
+def zfill(values: np.ndarray, width: int) -> np.ndarray:
+    """Zero-padded text of each value (numpy's char.zfill fails on empty arrays)."""
+    return pd.Series(np.asarray(values)).astype(str).str.zfill(width).to_numpy(dtype=str)
+
+
 _ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
 _ID_CHECK = np.array(list("10X98765432"))
 
@@ -27,7 +32,7 @@ def id_numbers(division: np.ndarray, birth: np.ndarray, sequence: np.ndarray) ->
     """18-digit resident ids from 6-digit division codes, birth dates and 3-digit sequence codes."""
     body = np.char.add(np.char.add(division.astype(str),
                                    pd.DatetimeIndex(birth).strftime("%Y%m%d").to_numpy().astype(str)),
-                       np.char.zfill(sequence.astype(str), 3))
+                       zfill(sequence.astype(str), 3))
     digits = np.frombuffer("".join(body.tolist()).encode(), dtype=np.uint8).reshape(-1, 17) - ord("0")
     check = _ID_CHECK[(digits * _ID_WEIGHTS).sum(axis=1) % 11]
     return np.char.add(body, check)
@@ -96,4 +101,4 @@ def ages_in_years(rng: np.random.Generator, n: int) -> np.ndarray:
 def phones(rng: np.random.Generator, n: int) -> np.ndarray:
     second = rng.choice(np.array(list("35789")), n)
     rest = rng.integers(0, 10**9, n)
-    return np.char.add(np.char.add("1", second), np.char.zfill(rest.astype(str), 9))
+    return np.char.add(np.char.add("1", second), zfill(rest.astype(str), 9))

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ingest.synthetic import people
+from ingest.synthetic.people import zfill
 from ingest.synthetic.writer import ProvinceWriter
 from ontology.identifiers import province_divisions, uscc_check_char
 from ontology.vocab import numeric, vocab
@@ -75,12 +76,16 @@ class Province:
     persons: pd.DataFrame = field(default_factory=pd.DataFrame)
     records: pd.DataFrame = field(default_factory=pd.DataFrame)
     encounters: pd.DataFrame = field(default_factory=pd.DataFrame)
+    pending_units: list[pd.DataFrame] = field(default_factory=list)
+    """Blood units made from donations, not yet written (their status depends on transfusions)."""
+    units: pd.DataFrame = field(default_factory=pd.DataFrame)
+    transfusions: list[pd.DataFrame] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
 
     def next_ids(self, prefix: str, n: int) -> np.ndarray:
         start = self.counters.get(prefix, 0)
         self.counters[prefix] = start + n
-        return np.char.add(prefix, np.char.zfill(np.arange(start, start + n).astype(str), 8))
+        return np.char.add(prefix, zfill(np.arange(start, start + n).astype(str), 8))
 
 
 def _uscc(rng: np.random.Generator, prefix: str, division: np.ndarray) -> np.ndarray:
@@ -240,7 +245,7 @@ def departments_and_staff(p: Province) -> None:
     p.writer.add_edges("works_in", in_dept["key"], in_dept["dept"], in_dept["class"], "Department")
 
     docs = staff[staff["class"] == "Physician"].reset_index(drop=True)
-    docs["license"] = np.char.add("110", np.char.zfill(np.arange(len(docs)).astype(str), 12))
+    docs["license"] = np.char.add("110", zfill(np.arange(len(docs)).astype(str), 12))
     docs["scope"] = docs["subject_code"].map(scope_of).fillna("general_practice")
     valid_from = (pd.Timestamp("2012-01-01") + pd.to_timedelta(rng.integers(0, 365 * 10, len(docs)), unit="D"))
     licences = pd.DataFrame({
@@ -267,7 +272,7 @@ def population(p: Province, counties: pd.DataFrame, n: int) -> None:
     birth_place[moved] = rng.choice(all_counties, moved.sum())
     names = people.NameSampler(rng)
     persons = pd.DataFrame({
-        "person": np.char.add("P", np.char.zfill(np.arange(n).astype(str), 8)),
+        "person": np.char.add("P", zfill(np.arange(n).astype(str), 8)),
         "name": names.sample(sex), "sex": sex, "birth_date": birth, "age": ages,
         "division_code": county, "prefecture": counties["prefecture"].to_numpy()[county_idx],
         "phone": people.phones(rng, n),
@@ -306,7 +311,7 @@ def population(p: Province, counties: pd.DataFrame, n: int) -> None:
     persons["pregnant"] = females & (rng.random(n) < 0.04)
     p.persons = persons
 
-    registry = persons.assign(source_system="PHIS", source_id=np.char.zfill(np.arange(n).astype(str), 9))
+    registry = persons.assign(source_system="PHIS", source_id=zfill(np.arange(n).astype(str), 9))
     registry["key"] = "PHIS:" + registry["source_id"]
     p.records = registry[["key", "person", "source_system", "source_id"]].assign(institution=None)
     cols = ["source_system", "source_id", "name", "sex", "birth_date", "id_number", "phone", "address",
@@ -387,14 +392,14 @@ def record_of(p: Province, person: pd.Series, institution: pd.Series) -> pd.Seri
 
 
 def registry_record(p: Province, person: pd.Series) -> np.ndarray:
-    return np.char.add("PHIS:", np.char.zfill(person.str.slice(1).astype(int).astype(str).to_numpy(), 9))
+    return ("PHIS:" + person.str.slice(1).astype(int).astype(str).str.zfill(9)).to_numpy()
 
 
 def _sample_icd(p: Province, ages: np.ndarray, sex: np.ndarray) -> np.ndarray:
     icd = vocab("icd10")
     weight = numeric(icd, "prevalence_weight", 0.1).to_numpy()
     lo = numeric(icd, "min_age", 0).to_numpy()
-    hi = numeric(icd, "max_age", 200).replace(0, 200).to_numpy()
+    hi = numeric(icd, "max_age", 200).to_numpy()  # empty = no upper limit; 0 = newborns only
     isex = icd["sex"].to_numpy()
     # Class A/B notifiable diseases appear only in planted scenarios; the bulk stays common.
     weight = np.where(icd["notifiable_class"].isin(["A", "B"]).to_numpy(), weight * 0.05, weight)
@@ -553,8 +558,9 @@ def prescriptions(p: Province) -> None:
     inter = vocab("drug_interactions")
     pairs = set(zip(inter["class_a"], inter["class_b"], strict=True)) | set(zip(inter["class_b"], inter["class_a"], strict=True))
     both = items[["rx", "drug_class"]].reset_index().merge(items[["rx", "drug_class"]].reset_index(), on="rx")
-    clash = both[(both["index_x"] > both["index_y"]) &
-                 [pair in pairs for pair in zip(both["drug_class_x"], both["drug_class_y"], strict=True)]]
+    interacting = np.array([pair in pairs for pair in zip(both["drug_class_x"], both["drug_class_y"], strict=True)],
+                           dtype=bool)
+    clash = both[(both["index_x"] > both["index_y"]).to_numpy() & interacting]
     items = items.drop(index=clash["index_x"].unique())
     chronic = items["icd"].isin(CHRONIC_ICD).to_numpy()
     items["days_supply"] = np.where(chronic, rng.integers(14, 31, len(items)), rng.integers(1, 8, len(items)))
@@ -565,8 +571,8 @@ def prescriptions(p: Province) -> None:
     items["source_id"] = p.next_ids("RXI", len(items))
     traced = rng.random(len(items)) < 0.3
     product = (pd.util.hash_array(items["of_drug"].to_numpy()) % 10**7).astype(np.int64)
-    items["trace_code"] = np.where(traced, np.char.add(np.char.zfill(product.astype(str), 7),
-                                                        np.char.zfill(np.arange(len(items)).astype(str), 13)), None)
+    items["trace_code"] = np.where(traced, np.char.add(zfill(product.astype(str), 7),
+                                                        zfill(np.arange(len(items)).astype(str), 13)), None)
     emit_prescriptions(p, rx[rx["rx"].isin(items["rx"])], items)
 
 

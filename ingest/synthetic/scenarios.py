@@ -237,14 +237,15 @@ def care_anomalies(p: Province) -> None:
 
 def blood_scenarios(p: Province) -> None:
     """A donor whose third donation screens reactive (lookback), a reaction cluster, an expired unit in stock."""
-    units = p.truth.get("_unit_table")
+    units = p.units
     centre = p.inst[p.inst["kind"] == "BloodCenter"].iloc[0]
     donor = _pick_person(p, min_age=25, max_age=50)
     dates = [WINDOW_START + pd.Timedelta(days=d, hours=9) for d in (20, 200, 330)]
     don = pd.DataFrame({"person": donor["person"], "centre": centre["key"], "prefecture": centre["prefecture"],
                         "abo": "O", "occurred_at": dates})
     emitted = emit_donations(p, don, screening=np.array(["negative", "negative", "reactive"]))
-    new_units = pd.concat(p.truth.pop("_units"), ignore_index=True)
+    new_units = pd.concat(p.pending_units, ignore_index=True)
+    p.pending_units = []
     inpat = p.encounters[(p.encounters["class"] == "InpatientEncounter") &
                          (p.encounters["prefecture"] == centre["prefecture"])]
     tx_rows, recipients = [], []
@@ -272,8 +273,8 @@ def blood_scenarios(p: Province) -> None:
         "basis": "血站技术操作规程 (2019) 与输血相容性检测 — lookback of prior donations"}
 
     # A cluster of febrile reactions on units from one donor within weeks (≥ 3 reactions, one source).
-    if units is not None and len(units):
-        tx = pd.concat(p.truth.get("_tx", []), ignore_index=True)
+    if len(units) and p.transfusions:
+        tx = pd.concat(p.transfusions, ignore_index=True)
         tx = tx.merge(units[["key", "person"]].rename(columns={"key": "unit", "person": "donor"}), on="unit")
         by_donor = tx.groupby("donor").size()
         donors = by_donor[by_donor >= 1].index

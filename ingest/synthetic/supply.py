@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ingest.synthetic.people import zfill
+
 from ingest.synthetic.province import (
     AS_OF,
     MANUFACTURERS,
@@ -46,7 +48,7 @@ def emit_donations(p: Province, don: pd.DataFrame, *, screening: str | np.ndarra
     serial = np.arange(p.counters.get("din", 0), p.counters.get("din", 0) + len(don))
     p.counters["din"] = int(serial[-1]) + 1 if len(don) else p.counters.get("din", 0)
     don = don.copy()
-    don["din"] = fin.loc[don["centre"]].to_numpy() + "25" + np.char.zfill(serial.astype(str), 6)
+    don["din"] = fin.loc[don["centre"]].to_numpy() + "25" + zfill(serial.astype(str), 6)
     don["record"] = record_of(p, don["person"], don["centre"]).to_numpy()
     p.writer.add_nodes("BloodDonation", pd.DataFrame({
         "din": don["din"], "occurred_at": don["occurred_at"], "volume_ml": rng.choice([200, 300, 400], len(don)),
@@ -64,18 +66,18 @@ def emit_donations(p: Province, don: pd.DataFrame, *, screening: str | np.ndarra
     units["key"] = units["din"] + ":" + units["component"]
     units["status"] = np.where(units["expires_on"] < AS_OF, "discarded", "in_stock")
     units["abo_rh"] = units["abo"] + "+"
-    p.truth.setdefault("_units", []).append(units[["key", "din", "person", "component", "occurred_at", "expires_on",
-                                                   "centre", "prefecture", "abo"]])
-    p.counters["units_frames"] = p.counters.get("units_frames", 0) + 1
-    return don.assign(units=len(chosen))
+    p.pending_units.append(units[["key", "din", "person", "component", "occurred_at", "expires_on", "centre",
+                                  "prefecture", "abo", "abo_rh", "status"]])
+    return don
 
 
 def transfusions(p: Province) -> None:
     """Units are transfused to inpatients of the same prefecture before they expire."""
     rng = p.rng
-    units = pd.concat(p.truth.pop("_units", []), ignore_index=True) if p.truth.get("_units") else pd.DataFrame()
-    if units.empty:
+    if not p.pending_units:
         return
+    units = pd.concat(p.pending_units, ignore_index=True)
+    p.pending_units = []
     enc = p.encounters
     inpat = enc[enc["class"] == "InpatientEncounter"]
     used = units[rng.random(len(units)) < 0.7].copy()
@@ -99,7 +101,7 @@ def transfusions(p: Province) -> None:
     status = units.set_index("key")["status"].copy()
     status.loc[tx["unit"]] = "transfused"
     units["status"] = status.loc[units["key"]].to_numpy()
-    p.truth["_unit_table"] = units
+    p.units = units
     emit_units(p, units)
     emit_transfusions(p, tx)
     # Rare, unclustered reactions in the bulk: at most one per donor.
@@ -123,7 +125,7 @@ def emit_transfusions(p: Province, tx: pd.DataFrame) -> pd.DataFrame:
     p.writer.add_edges("of_unit", tx["tx_key"], tx["unit"], "Transfusion", "BloodUnit")
     p.writer.add_edges("of_patient", tx["tx_key"], tx["record"], "Transfusion", "Resident")
     p.writer.add_edges("in_encounter", tx["tx_key"], tx["encounter"], "Transfusion", tx["enc_class"])
-    p.truth.setdefault("_tx", []).append(tx)
+    p.transfusions.append(tx)
     return tx
 
 
@@ -132,7 +134,7 @@ def emit_reactions(p: Province, tx: pd.DataFrame, *, types: np.ndarray | str, se
         return tx
     tx = tx.copy()
     if "tx_key" not in tx:
-        known = pd.concat(p.truth.get("_tx", []), ignore_index=True).set_index("unit")["tx_key"]
+        known = pd.concat(p.transfusions, ignore_index=True).set_index("unit")["tx_key"]
         tx["tx_key"] = tx["unit"].map(known)
     r = pd.DataFrame({"source_system": tx["source_system"].to_numpy(), "source_id": p.next_ids("TR", len(tx)),
                       "occurred_at": (tx["occurred_at"] + pd.Timedelta(hours=2)).to_numpy(),
@@ -172,6 +174,8 @@ def vaccinations(p: Province) -> pd.DataFrame:
         for dose, m in enumerate(months, start=1):
             due = persons["birth_date"] + pd.DateOffset(months=m)
             hit = (due >= start) & (due < end)
+            if v.code.startswith("hpv"):  # the programme's HPV dose is for girls only (2025 notice)
+                hit &= persons["sex"] == "2"
             if hit.any():
                 rows.append(pd.DataFrame({"person": persons.loc[hit, "person"].to_numpy(), "vaccine": v.code,
                                           "dose_number": dose, "occurred_at": due[hit].to_numpy()}))

@@ -1,0 +1,92 @@
+"""The HTTP API end to end over a generated, loaded province."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from graph import GraphStore
+from ingest.load import LoadReport
+from services.api import create_app
+from services.audit import AuditLog
+from services.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def client(loaded: tuple[GraphStore, LoadReport, Path], tmp_path_factory: pytest.TempPathFactory):
+    store, _, _ = loaded
+    settings = Settings(data_dir=tmp_path_factory.mktemp("api"))
+    with TestClient(create_app(settings, store=store)) as c:
+        c.settings = settings  # type: ignore[attr-defined]
+        yield c
+
+
+def test_health_and_openapi(client: TestClient) -> None:
+    assert client.get("/health").json()["status"] == "ok"
+    spec = client.get("/openapi.json").json()
+    assert "/nodes/{cls}/{key}" in spec["paths"] and "/stats" in spec["paths"]
+
+
+def test_stats_have_labels_in_both_languages(client: TestClient, store: GraphStore) -> None:
+    rows = {r["name"]: r for r in client.get("/stats").json()}
+    assert rows["Resident"]["zh"] == "居民" and rows["Resident"]["en"] == "Resident"
+    assert rows["Resident"]["count"] == store.counts()["Resident"]
+    assert rows["of_patient"]["kind"] == "edge"
+
+
+def test_a_resident_is_returned_with_identifiers_masked_and_the_read_audited(client: TestClient) -> None:
+    r = client.get("/nodes/Resident/PHIS:000000000", headers={"x-healthgraph-user": "op1"})
+    assert r.status_code == 200
+    body = r.json()
+    assert "*" in body["id_number"] and len(body["id_number"]) == 18
+    assert "*" in body["phone"]
+    events = AuditLog(client.settings.audit_path).events()  # type: ignore[attr-defined]
+    assert any(e["entity"] == "Resident/PHIS:000000000" and e["agent"]["who"] == "op1" and e["outcome"] == "success"
+               for e in events)
+
+
+def test_restricted_diagnoses_are_hidden(client: TestClient, store: GraphStore) -> None:
+    rows = store.query("diagnoses_by_code_prefix", prefix="F")
+    if not rows:
+        pytest.skip("no psychiatric diagnosis in this small province")
+    code = rows[0]["code"]
+    key = store._run("MATCH (d:Diagnosis) WHERE d.icd10_code = $c RETURN d.key AS k LIMIT 1", {"c": code})["k"].iat[0]
+    body = client.get(f"/nodes/Diagnosis/{key}").json()
+    assert body["restricted"] == "Psychiatric" and "icd10_code" not in body
+
+
+def test_errors_are_json_with_stable_codes(client: TestClient) -> None:
+    r = client.get("/nodes/Resident/NOPE:1")
+    assert r.status_code == 404 and r.json()["code"] == "HG-0205"
+    r = client.get("/nodes/Residnt/PHIS:000000000")
+    assert r.status_code == 404 and r.json()["code"] == "HG-0003" and "Resident" in r.json()["message"]
+    r = client.post("/queries/encounters_of_resident", json={"wrong": 1})
+    assert r.status_code == 422 and r.json()["code"] == "HG-0203"
+    r = client.get("/nodes/Resident/PHIS:000000000/paths", params={"max_hops": 9})
+    assert r.status_code == 422 and r.json()["code"] == "HG-0203"
+
+
+def test_neighbours_paths_and_queries(client: TestClient) -> None:
+    n = client.get("/nodes/Resident/PHIS:000000000/neighbours").json()
+    assert any(x["edge"] == "resides_in" for x in n)
+    assert client.get("/nodes/Resident/PHIS:000000000/paths", params={"max_hops": 2}).json()
+    names = {q["name"] for q in client.get("/queries").json()}
+    assert "encounters_of_resident" in names
+    rows = client.post("/queries/residents_in_division", json={"code_prefix": "33"}).json()
+    assert rows and all(r["code"].startswith("33") for r in rows)
+
+
+def test_ontology_endpoints(client: TestClient) -> None:
+    classes = {c["name"]: c for c in client.get("/ontology/classes").json()}
+    assert "Hospital" in classes["Institution"]["subclasses"]
+    props = {p["name"]: p for p in client.get("/ontology/properties").json()}
+    assert props["id_number"]["sensitivity"] == "identifier"
+    edges = {e["name"]: e for e in client.get("/ontology/edges").json()}
+    assert edges["at_institution"]["range"] == ["Institution"]
+
+
+def test_console_page_lists_counts_in_chinese_and_english(client: TestClient) -> None:
+    page = client.get("/").text
+    assert "居民" in page and "Resident" in page and "/docs" in page

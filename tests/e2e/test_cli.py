@@ -1,0 +1,52 @@
+"""The `healthgraph` CLI: generate → load → stats → query, and coded errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from services.cli import app
+
+runner = CliRunner()
+
+
+def flat(text: str) -> str:
+    """The output without the line wrapping rich applies to narrow terminals."""
+    return " ".join(text.split())
+
+
+@pytest.fixture()
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("HEALTHGRAPH_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_generate_load_stats_query(env: Path) -> None:
+    r = runner.invoke(app, ["generate", "--residents", "500", "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    assert (env / "province" / "ground_truth.json").exists()
+    r = runner.invoke(app, ["load"])
+    assert r.exit_code == 0, r.output
+    assert "✓ received" in flat(r.output)
+    r = runner.invoke(app, ["load"])
+    assert "0 new, 0 updated" in flat(r.output)
+    r = runner.invoke(app, ["stats"])
+    assert r.exit_code == 0 and "居民" in r.output
+    r = runner.invoke(app, ["query", "residents_in_division", "-p", "code_prefix=33"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert rows and all(row["code"].startswith("33") for row in rows)
+
+
+def test_unknown_query_exits_with_its_code(env: Path) -> None:
+    r = runner.invoke(app, ["query", "residnts_in_division"])
+    assert r.exit_code == 2 and "HG-0202" in flat(r.output)
+
+
+def test_ontology_check(env: Path) -> None:
+    r = runner.invoke(app, ["ontology", "check"])
+    assert r.exit_code == 0, r.output
+    assert "ontology OK" in flat(r.output)

@@ -1,0 +1,118 @@
+"""The LadybugDB store: typed reads, named queries, class hierarchy, transactions, locking."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from graph import QUERIES, GraphStore, Provenance, open_graph
+from ontology import errors
+from ontology.validate import validate_nodes
+
+
+def test_get_returns_typed_properties_with_provenance(store: GraphStore) -> None:
+    node = store.get("Resident", "PHIS:000000000")
+    assert node["class"] == "Resident" and len(node["id_number"]) == 18
+    assert node["source"] and node["batch_id"] and node["ingested_at"] and node["content_hash"]
+    assert node["birth_date"].__class__.__name__ == "date"
+
+
+def test_asking_for_a_superclass_finds_subclass_nodes(store: GraphStore, province: Path) -> None:
+    hosp = pd.read_parquet(province / "nodes" / "Institution.parquet").query("`class` == 'Hospital'").iloc[0]
+    assert store.get("Institution", hosp["uscc"])["class"] == "Hospital"
+    assert store.get("Hospital", hosp["uscc"])["name"] == hosp["name"]
+    with pytest.raises(errors.NodeNotFound):
+        store.get("Pharmacy", hosp["uscc"])
+    every = store.query("institutions_in_division", division_code=hosp["division_code"], cls="Institution")
+    only = store.query("institutions_in_division", division_code=hosp["division_code"], cls="Hospital")
+    assert {r["class"] for r in only} == {"Hospital"}
+    assert len(every) > len(only) and {r["key"] for r in only} <= {r["key"] for r in every}
+
+
+def test_unknown_terms_say_what_is_valid(store: GraphStore) -> None:
+    with pytest.raises(errors.UnknownTerm, match="did you mean 'Hospital'"):
+        store.get("Hospitl", "x")
+    with pytest.raises(errors.UnknownQuery, match="did you mean"):
+        store.query("encounters_of_residnt", resident_key="x")
+    with pytest.raises(errors.QueryParameterError, match="needs parameter"):
+        store.query("encounters_of_resident")
+    with pytest.raises(errors.QueryParameterError, match="subclass"):
+        store.query("institutions_in_division", division_code="330106", cls="Resident")
+
+
+def test_neighbours_and_paths(store: GraphStore) -> None:
+    out = store.neighbours("Resident", "PHIS:000000000")
+    assert any(r["edge"] == "resides_in" and r["direction"] == "out" and r["class"] == "Division" for r in out)
+    paths = store.paths("Resident", "PHIS:000000000", max_hops=2)
+    assert paths and paths[0]["hops"] == 1 and all(p["hops"] <= 2 for p in paths)
+    with pytest.raises(errors.QueryParameterError):
+        store.paths("Resident", "PHIS:000000000", max_hops=9)
+
+
+def test_every_named_query_runs(store: GraphStore, truth: dict, province: Path) -> None:
+    enc = pd.read_parquet(province / "edges" / "of_patient.parquet").query("src_class == 'OutpatientEncounter'").iloc[0]
+    inst = pd.read_parquet(province / "nodes" / "Institution.parquet").iloc[0]
+    args = {
+        "institutions_in_division": {"division_code": inst["division_code"], "cls": "Institution"},
+        "encounters_of_resident": {"resident_key": enc["dst"]},
+        "institutions_visited": {"resident_key": enc["dst"]},
+        "residents_in_division": {"code_prefix": "33"},
+        "practitioners_of_institution": {"institution_key": truth["outbreak"]["venues"][0]},
+        "diagnoses_by_code_prefix": {"prefix": "J"},
+        "units_of_donation": {"din": truth["positive_donor"]["donations"][0]},
+        "vaccinations_of_lot": {"lot": truth["aefi_cluster"]["lot"]},
+        "deliveries_of_lot": {"lot": truth["outbreak"]["source_lot"]},
+    }
+    assert set(args) == set(QUERIES), "every catalog query needs a test call"
+    results = {name: store.query(name, **kw) for name, kw in args.items()}
+    assert results["encounters_of_resident"] and results["institutions_visited"][0]["encounters"] >= 1
+    assert sum(r["residents"] for r in results["residents_in_division"]) > 0
+    donor = truth["positive_donor"]
+    transfused = {r["unit"] for din in donor["donations"] for r in store.query("units_of_donation", din=din)
+                  if r["recipient"]}
+    assert transfused == set(donor["transfused_units"])
+    assert len(results["vaccinations_of_lot"]) >= len(truth["aefi_cluster"]["events"])
+    assert len(results["deliveries_of_lot"]) == 1 + len(truth["outbreak"]["venues"])
+
+
+def test_named_queries_use_only_ontology_terms(onto) -> None:
+    import re
+
+    for q in QUERIES.values():
+        for label in re.findall(r"\(\w+:(\w+)", q.cypher):
+            assert label in onto.classes, (q.name, label)
+        for edge in re.findall(r"\[:(\w+)\]", q.cypher):
+            assert edge in onto.edges, (q.name, edge)
+        for prop in re.findall(r"\b[a-z]\.(\w+)", q.cypher):
+            assert prop in ("key", "class") or prop in onto.properties, (q.name, prop)
+
+
+def test_transaction_rolls_back_on_error(tmp_path: Path, onto) -> None:
+    store = open_graph(tmp_path / "g.lbdb", onto=onto)
+    try:
+        rows = validate_nodes(onto, "Division", pd.DataFrame([{"code": "330106", "name": "西湖区", "level": "county"}]))
+        with pytest.raises(RuntimeError), store.transaction():
+            store.upsert_nodes("Division", rows.accepted, Provenance("t", "b1"))
+            raise RuntimeError("abort")
+        assert store.counts() == {}
+        with store.transaction():
+            store.upsert_nodes("Division", rows.accepted, Provenance("t", "b1"))
+        assert store.counts() == {"Division": 1}
+    finally:
+        store.close()
+
+
+def test_one_store_per_path(tmp_path: Path, onto) -> None:
+    store = open_graph(tmp_path / "g.lbdb", onto=onto)
+    try:
+        with pytest.raises(errors.StoreLocked):
+            open_graph(tmp_path / "g.lbdb", onto=onto)
+        code = f"from graph import open_graph\nopen_graph({str(tmp_path / 'g.lbdb')!r})"
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert proc.returncode != 0 and "HG-0201" in proc.stderr
+    finally:
+        store.close()
