@@ -87,7 +87,7 @@ class LadybugStore(GraphStore):
 
     def _run(self, statement: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         with self._lock:
-            return self._execute(statement, params).get_as_df()
+            return self._execute(statement, params).get_as_arrow().to_pandas()
 
     def _discard_connection(self) -> None:
         # After a failed statement inside an explicit transaction the next statement on the same

@@ -51,16 +51,16 @@ class WriteResult:
 
 
 def content_hash(frame: pd.DataFrame) -> pd.Series:
-    """A stable 64-bit hash of each row's domain content (provenance excluded), as hex text."""
-    cols = [c for c in frame.columns if c not in ("source", "batch_id", "ingested_at", "content_hash")]
+    """A stable 64-bit hash of each row's domain content (provenance excluded), as decimal text."""
+    cols = sorted(c for c in frame.columns if c not in ("source", "batch_id", "ingested_at", "content_hash"))
     acc = np.zeros(len(frame), dtype=np.uint64)
-    for i, c in enumerate(sorted(cols)):
+    for i, c in enumerate(cols):
         col = frame[c]
-        if col.dtype == object:
-            col = col.map(lambda v: "\x1f".join(v) if isinstance(v, (list, tuple, np.ndarray)) else v)
-        h = pd.util.hash_pandas_object(col.astype("string").fillna("\x00"), index=False).to_numpy()
-        acc = acc * np.uint64(1_000_003) ^ h ^ np.uint64(i)
-    return pd.Series([f"{v:016x}" for v in acc.tolist()], index=frame.index, dtype="string")
+        if col.dtype == object:  # list properties: hash their joined text
+            col = col.map(lambda v: "\x1f".join(v) if isinstance(v, (list, tuple, np.ndarray)) else v).astype("string")
+        h = pd.util.hash_pandas_object(col, index=False, categorize=False).to_numpy()
+        acc = (acc * np.uint64(1_000_003)) ^ h ^ np.uint64(i + 1)
+    return pd.Series(acc.astype(str), index=frame.index, dtype="string")
 
 
 class GraphStore(ABC):
