@@ -37,6 +37,7 @@ _ARROW = {"string": pa.string(), "integer": pa.int64(), "double": pa.float64(), 
 
 class LadybugStore(GraphStore):
     dialect = LadybugDialect()
+    exclusive_writer = True  # the file lock keeps every other process out
 
     def __init__(self, path: str | Path, onto: Ontology, *, buffer_pool_mb: int = 1024) -> None:
         super().__init__(onto)
@@ -147,23 +148,27 @@ class LadybugStore(GraphStore):
                 arrays.append(pa.Array.from_pandas(col, type=f.type))
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
-    def _insert_nodes(self, table: str, rows: pd.DataFrame) -> None:
-        self._copy(f"COPY {table} FROM $batch", self._arrow(table, rows))
+    def _encode_nodes(self, table: str, rows: pd.DataFrame) -> pa.Table:
+        return self._arrow(table, rows)
 
-    def _update_nodes(self, table: str, rows: pd.DataFrame) -> None:
-        typed = self._arrow(table, rows)
-        names = typed.column_names
-        # Positional aliases keep property names that are Cypher keywords out of the variable space.
-        batch = typed.rename_columns([f"c{i}" for i in range(len(names))])
-        assignments = ", ".join(f"n.{name} = c{i}" for i, name in enumerate(names) if name != "key")
-        self._execute(f"LOAD FROM $batch MATCH (n:{table} {{key: c{names.index('key')}}}) SET {assignments}",
-                      {"batch": batch})
-
-    def _insert_edges(self, edge: str, src_table: str, dst_table: str, rows: pd.DataFrame) -> None:
-        batch = pa.table({
+    def _encode_edges(self, rows: pd.DataFrame) -> pa.Table:
+        return pa.table({
             "from": pa.array(rows["src"], pa.string()), "to": pa.array(rows["dst"], pa.string()),
             "source": pa.array(rows["source"], pa.string()), "batch_id": pa.array(rows["batch_id"], pa.string()),
             "ingested_at": pa.Array.from_pandas(rows["ingested_at"], type=pa.timestamp("us")),
         })
+
+    def _insert_nodes(self, table: str, payload: pa.Table) -> None:
+        self._copy(f"COPY {table} FROM $batch", payload)
+
+    def _update_nodes(self, table: str, payload: pa.Table) -> None:
+        names = payload.column_names
+        # Positional aliases keep property names that are Cypher keywords out of the variable space.
+        batch = payload.rename_columns([f"c{i}" for i in range(len(names))])
+        assignments = ", ".join(f"n.{name} = c{i}" for i, name in enumerate(names) if name != "key")
+        self._execute(f"LOAD FROM $batch MATCH (n:{table} {{key: c{names.index('key')}}}) SET {assignments}",
+                      {"batch": batch})
+
+    def _insert_edges(self, edge: str, src_table: str, dst_table: str, payload: pa.Table) -> None:
         multi = len(self.onto.edge_table_pairs(edge)) > 1
-        self._copy(self.dialect.copy_edges(edge, "$batch", src_table, dst_table, multi), batch)
+        self._copy(self.dialect.copy_edges(edge, "$batch", src_table, dst_table, multi), payload)

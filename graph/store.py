@@ -51,7 +51,7 @@ class WriteResult:
 
 
 def content_hash(frame: pd.DataFrame) -> pd.Series:
-    """A stable 64-bit hash of each row's domain content (provenance excluded), as decimal text."""
+    """A stable 64-bit hash of each row's domain content (provenance excluded), as a signed integer."""
     cols = sorted(c for c in frame.columns if c not in ("source", "batch_id", "ingested_at", "content_hash"))
     acc = np.zeros(len(frame), dtype=np.uint64)
     for i, c in enumerate(cols):
@@ -60,7 +60,18 @@ def content_hash(frame: pd.DataFrame) -> pd.Series:
             col = col.map(lambda v: "\x1f".join(v) if isinstance(v, (list, tuple, np.ndarray)) else v).astype("string")
         h = pd.util.hash_pandas_object(col, index=False, categorize=False).to_numpy()
         acc = (acc * np.uint64(1_000_003)) ^ h ^ np.uint64(i + 1)
-    return pd.Series(acc.astype(str), index=frame.index, dtype="string")
+    return pd.Series(acc.view(np.int64), index=frame.index, dtype="Int64")
+
+
+@dataclass
+class WritePlan:
+    """A prepared write: encoded inserts (per table pair for edges), encoded updates, and the counts."""
+
+    target: str
+    is_edge: bool = False
+    inserts: list[tuple[str | None, str | None, Any]] = field(default_factory=list)
+    updates: Any = None
+    result: WriteResult = field(default_factory=WriteResult)
 
 
 class GraphStore(ABC):
@@ -72,10 +83,32 @@ class GraphStore(ABC):
     """
 
     dialect: Dialect
+    exclusive_writer = False
+    """True when no other client can write (an embedded store holding its file lock): the store may
+    then remember which tables are empty instead of asking the engine."""
 
     def __init__(self, onto: Ontology) -> None:
         self.onto = onto
         self._write_lock = threading.RLock()
+        self._empty: set[str] | None = None
+
+    def empty_tables(self) -> frozenset[str]:
+        """Node tables and edge types holding no rows."""
+        if self.exclusive_writer and self._empty is not None:
+            return frozenset(self._empty)
+        empty = set(self.onto.tables) | set(self.onto.edges)
+        for table in self.onto.tables:
+            if len(self._run(f"MATCH (n:{table}) RETURN n.key AS key LIMIT 1")):
+                empty.discard(table)
+        for edge in self.onto.edges:
+            if len(self._run(f"MATCH ()-[e:{edge}]->() RETURN 1 AS x LIMIT 1")):
+                empty.discard(edge)
+        self._empty = empty
+        return frozenset(empty)
+
+    def _written(self, name: str) -> None:
+        if self._empty is not None:
+            self._empty.discard(name)
 
     # ------------------------------------------------------------------ hooks
     @abstractmethod
@@ -83,16 +116,24 @@ class GraphStore(ABC):
         """Execute one statement and return its rows."""
 
     @abstractmethod
-    def _insert_nodes(self, table: str, rows: pd.DataFrame) -> None:
-        """Insert rows whose keys are new (all table columns present, in order)."""
+    def _encode_nodes(self, table: str, rows: pd.DataFrame) -> Any:
+        """Turn conformed rows (all table columns, in order) into the engine's bulk payload."""
 
     @abstractmethod
-    def _update_nodes(self, table: str, rows: pd.DataFrame) -> None:
-        """Overwrite every column of rows whose keys exist."""
+    def _encode_edges(self, rows: pd.DataFrame) -> Any:
+        """Turn edge rows (src, dst and provenance) into the engine's bulk payload."""
 
     @abstractmethod
-    def _insert_edges(self, edge: str, src_table: str, dst_table: str, rows: pd.DataFrame) -> None:
-        """Insert new edges: columns src, dst and the provenance columns."""
+    def _insert_nodes(self, table: str, payload: Any) -> None:
+        """Insert encoded rows whose keys are new."""
+
+    @abstractmethod
+    def _update_nodes(self, table: str, payload: Any) -> None:
+        """Overwrite every column of encoded rows whose keys exist."""
+
+    @abstractmethod
+    def _insert_edges(self, edge: str, src_table: str, dst_table: str, payload: Any) -> None:
+        """Insert encoded new edges."""
 
     @abstractmethod
     def ensure_schema(self) -> None:
@@ -113,51 +154,80 @@ class GraphStore(ABC):
 
     def upsert_nodes(self, table: str, frame: pd.DataFrame, provenance: Provenance) -> WriteResult:
         """Insert new keys, update changed ones, leave identical ones untouched."""
-        self.onto.cls(table)
-        if table != self.onto.classes[table].table:
-            raise QueryParameterError(f"'{table}' is not a table root; use {self.onto.classes[table].table}")
-        if frame.empty:
-            return WriteResult()
-        rows = self._conform(table, frame)
-        rows["content_hash"] = content_hash(rows.drop(columns=["content_hash"]))
         with self._write_lock:
-            existing = self.node_hashes(table)
-            old_hash = rows["key"].map(existing) if len(existing) else pd.Series(pd.NA, index=rows.index, dtype="string")
-            is_new = old_hash.isna().to_numpy()
-            changed = ~is_new & (old_hash != rows["content_hash"]).fillna(True).to_numpy()
-            for name, value in (("source", provenance.source), ("batch_id", provenance.batch_id),
-                                ("ingested_at", provenance.ingested_at)):
-                rows[name] = value
-            rows["ingested_at"] = rows["ingested_at"].astype("datetime64[us]")
-            if is_new.any():
-                self._insert_nodes(table, rows[is_new].reset_index(drop=True))
-            if changed.any():
-                self._update_nodes(table, rows[changed].reset_index(drop=True))
-        return WriteResult(int(is_new.sum()), int(changed.sum()), int(len(rows) - is_new.sum() - changed.sum()))
+            return self.write(self.prepare_nodes(table, frame, provenance))
 
     def upsert_edges(self, edge: str, frame: pd.DataFrame, provenance: Provenance) -> WriteResult:
         """Insert edges not yet present; an edge is keyed by (type, source node, target node)."""
-        self.onto.edge(edge)
-        result = WriteResult()
-        if frame.empty:
-            return result
         with self._write_lock:
-            for (st, dt_), group in frame.groupby(["src_table", "dst_table"], sort=True):
-                existing = self.edge_pairs(edge, str(st), str(dt_))
-                pairs = group[["src", "dst"]].astype("string").drop_duplicates()
-                if len(existing):
-                    merged = pairs.merge(existing, on=["src", "dst"], how="left", indicator=True)
-                    new = merged[merged["_merge"] == "left_only"][["src", "dst"]]
+            return self.write(self.prepare_edges(edge, frame, provenance))
+
+    def prepare_nodes(self, table: str, frame: pd.DataFrame, provenance: Provenance) -> WritePlan:
+        """Everything but the write itself: conform, hash, compare with what is stored, encode.
+
+        A bulk loader prepares the next batch while the engine writes the previous one; plans for
+        one table must be written in the order they were prepared.
+        """
+        self.onto.cls(table)
+        if table != self.onto.classes[table].table:
+            raise QueryParameterError(f"'{table}' is not a table root; use {self.onto.classes[table].table}")
+        plan = WritePlan(table)
+        if frame.empty:
+            return plan
+        rows = self._conform(table, frame)
+        rows["content_hash"] = content_hash(rows.drop(columns=["content_hash"]))
+        existing = self.node_hashes(table)
+        if len(existing):
+            old_hash = rows["key"].map(existing)
+            is_new = old_hash.isna().to_numpy()
+            changed = ~is_new & (old_hash != rows["content_hash"]).fillna(True).to_numpy()
+        else:
+            is_new, changed = np.ones(len(rows), dtype=bool), np.zeros(len(rows), dtype=bool)
+        rows["source"] = provenance.source
+        rows["batch_id"] = provenance.batch_id
+        rows["ingested_at"] = pd.Series(provenance.ingested_at, index=rows.index).astype("datetime64[us]")
+        if is_new.any():
+            plan.inserts.append((None, None, self._encode_nodes(table, rows if is_new.all() else
+                                                                rows[is_new].reset_index(drop=True))))
+        if changed.any():
+            plan.updates = self._encode_nodes(table, rows[changed].reset_index(drop=True))
+        plan.result = WriteResult(int(is_new.sum()), int(changed.sum()), int(len(rows) - is_new.sum() - changed.sum()))
+        return plan
+
+    def prepare_edges(self, edge: str, frame: pd.DataFrame, provenance: Provenance) -> WritePlan:
+        """Drop edges already stored and encode the rest, per (source table, target table)."""
+        self.onto.edge(edge)
+        plan = WritePlan(edge, is_edge=True)
+        for (st, dt_), group in frame.groupby(["src_table", "dst_table"], sort=True):
+            existing = self.edge_pairs(edge, str(st), str(dt_))
+            pairs = group[["src", "dst"]].astype("string").drop_duplicates()
+            if len(existing):
+                merged = pairs.merge(existing, on=["src", "dst"], how="left", indicator=True)
+                new = merged[merged["_merge"] == "left_only"][["src", "dst"]]
+            else:
+                new = pairs
+            if len(new):
+                rows = new.reset_index(drop=True)
+                rows["source"] = provenance.source
+                rows["batch_id"] = provenance.batch_id
+                rows["ingested_at"] = pd.Series(provenance.ingested_at, index=rows.index).astype("datetime64[us]")
+                plan.inserts.append((str(st), str(dt_), self._encode_edges(rows)))
+            plan.result += WriteResult(len(new), 0, len(pairs) - len(new))
+        return plan
+
+    def write(self, plan: WritePlan) -> WriteResult:
+        """Carry out a prepared plan (bulk inserts, then in-place updates)."""
+        with self._write_lock:
+            for src_table, dst_table, payload in plan.inserts:
+                if plan.is_edge:
+                    self._insert_edges(plan.target, str(src_table), str(dst_table), payload)
                 else:
-                    new = pairs
-                if len(new):
-                    rows = new.reset_index(drop=True).copy()
-                    rows["source"] = provenance.source
-                    rows["batch_id"] = provenance.batch_id
-                    rows["ingested_at"] = pd.Series(provenance.ingested_at, index=rows.index).astype("datetime64[us]")
-                    self._insert_edges(edge, str(st), str(dt_), rows)
-                result += WriteResult(len(new), 0, len(pairs) - len(new))
-        return result
+                    self._insert_nodes(plan.target, payload)
+            if plan.inserts:
+                self._written(plan.target)
+            if plan.updates is not None:
+                self._update_nodes(plan.target, plan.updates)
+        return plan.result
 
     def _conform(self, table: str, frame: pd.DataFrame) -> pd.DataFrame:
         """Order the columns as the table declares them, adding typed nulls for absent ones."""
@@ -177,9 +247,11 @@ class GraphStore(ABC):
     # ------------------------------------------------------------------ reads
     def node_hashes(self, table: str) -> pd.Series:
         """key → content_hash for every node of a table."""
+        if table in self.empty_tables():
+            return pd.Series(dtype="Int64")
         df = self._run(f"MATCH (n:{self._table(table)}) RETURN n.key AS key, n.content_hash AS h")
-        return pd.Series(df["h"].to_numpy(), index=df["key"].to_numpy(), dtype="string") if len(df) else \
-            pd.Series(dtype="string")
+        return pd.Series(df["h"].to_numpy(), index=df["key"].to_numpy(), dtype="Int64") if len(df) else \
+            pd.Series(dtype="Int64")
 
     def node_classes(self, table: str) -> pd.Series:
         """key → class for every node of a table (used to check edge endpoints)."""
@@ -189,6 +261,8 @@ class GraphStore(ABC):
 
     def edge_pairs(self, edge: str, src_table: str, dst_table: str) -> pd.DataFrame:
         self.onto.edge(edge)
+        if edge in self.empty_tables():
+            return pd.DataFrame({"src": [], "dst": []}, dtype="string")
         df = self._run(f"MATCH (a:{self._table(src_table)})-[:{edge}]->(b:{self._table(dst_table)}) "
                        "RETURN a.key AS src, b.key AS dst")
         return df.astype("string") if len(df) else pd.DataFrame({"src": [], "dst": []}, dtype="string")

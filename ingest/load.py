@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from graph.store import GraphStore, Provenance, WriteResult
+from graph.store import GraphStore, Provenance, WritePlan, WriteResult
 from ingest.quality import resident_id_quality
 from ontology import errors
 from ontology.validate import Rejection, Validated, lookup_from, validate_edges, validate_nodes
@@ -135,39 +136,66 @@ def load_folder(store: GraphStore, root: str | Path, *, quarantine_root: str | P
     quality: dict[str, Any] = {}
     total = len(node_files) + len(edge_files)
 
-    for i, path in enumerate(node_files):
-        if progress:
-            progress(str(path.relative_to(root)), i, total)
-        frame, unreadable = read_records(path)
-        result = validate_nodes(onto, target_of(path), frame)
-        written = WriteResult()
-        if len(result.accepted):
-            table = onto.classes[result.target].table
-            written = store.upsert_nodes(table, result.accepted, provenance)
-            if table == "Resident":
-                quality.setdefault("resident_ids", []).append(resident_id_quality(result.accepted, path.name))
-        reports.append(_report(root, path, result, unreadable, written, qdir))
+    # Reading, validating and preparing (Python) the next file overlaps the engine's bulk write of
+    # the previous one: one writer thread keeps writes serialised and in order, and at most two
+    # prepared batches are in flight.
+    pending: list[tuple[Path, Validated, list[Rejection], str | None, Future[WriteResult] | None]] = []
 
-    tables: dict[str, pd.Series] = {}
+    def settle(keep: int) -> None:
+        while len(pending) > keep:
+            path, result, unreadable, _, future = pending.pop(0)
+            written = future.result() if future is not None else WriteResult()
+            reports.append(_report(root, path, result, unreadable, written, qdir))
+
+    def submit(path: Path, result: Validated, unreadable: list[Rejection], target: str | None,
+               prepare: Callable[[], WritePlan]) -> None:
+        if target is not None and any(p[3] == target for p in pending):
+            settle(keep=0)  # the plan compares with what is stored: earlier writes to the target first
+        future = writer.submit(store.write, prepare()) if target is not None else None
+        settle(keep=1)
+        pending.append((path, result, unreadable, target, future))
+
+    empty_before = store.empty_tables()
+    batch_classes: dict[str, list[pd.Series]] = {}
 
     def classes_of(table: str) -> pd.Series:
-        if table not in tables:
-            tables[table] = store.node_classes(table)
-        return tables[table]
+        """key → class of a table: from this batch alone when the table was empty before it."""
+        if table in empty_before:
+            parts = batch_classes.get(table, [])
+            return pd.concat(parts) if parts else pd.Series(dtype="string")
+        return store.node_classes(table)
 
-    lookup_cache = _LazyLookup(classes_of)
-    for j, path in enumerate(edge_files, start=len(node_files)):
-        if progress:
-            progress(str(path.relative_to(root)), j, total)
-        frame, unreadable = read_records(path)
-        edge = target_of(path)
-        result = validate_edges(onto, edge, frame, lookup_from(lookup_cache))
-        if edge in onto.edges and onto.edges[edge].functional and len(result.accepted):
-            _functional_against_graph(store, edge, result)
-        written = WriteResult()
-        if len(result.accepted):
-            written = store.upsert_edges(edge, result.accepted, provenance)
-        reports.append(_report(root, path, result, unreadable, written, qdir))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-writer") as writer:
+        for i, path in enumerate(node_files):
+            if progress:
+                progress(str(path.relative_to(root)), i, total)
+            frame, unreadable = read_records(path)
+            result = validate_nodes(onto, target_of(path), frame)
+            table = onto.classes[result.target].table if len(result.accepted) else None
+            if table is not None:
+                accepted = result.accepted
+                batch_classes.setdefault(table, []).append(
+                    pd.Series(accepted["class"].to_numpy(), index=accepted["key"].to_numpy()))
+                if table == "Resident":
+                    quality.setdefault("resident_ids", []).append(resident_id_quality(accepted, path.name))
+            submit(path, result, unreadable, table,
+                   lambda t=table, r=result: store.prepare_nodes(t, r.accepted, provenance))
+        settle(keep=0)
+
+        # Every node is written: read the key → class maps edge endpoints are checked against, once.
+        lookup = lookup_from(classes_of)
+        for j, path in enumerate(edge_files, start=len(node_files)):
+            if progress:
+                progress(str(path.relative_to(root)), j, total)
+            frame, unreadable = read_records(path)
+            edge = target_of(path)
+            result = validate_edges(onto, edge, frame, lookup)
+            if edge in onto.edges and onto.edges[edge].functional and len(result.accepted):
+                settle(keep=0)  # earlier files of this edge type must be in the graph before the check
+                _functional_against_graph(store, edge, result)
+            submit(path, result, unreadable, edge if len(result.accepted) else None,
+                   lambda e=edge, r=result: store.prepare_edges(e, r.accepted, provenance))
+        settle(keep=0)
     if progress:
         progress("done", total, total)
 
@@ -179,17 +207,6 @@ def load_folder(store: GraphStore, root: str | Path, *, quarantine_root: str | P
         raise errors.ReconciliationError(
             "received ≠ accepted + collapsed + quarantined; see " + str(qdir / "report.json"), batch=batch)
     return report
-
-
-class _LazyLookup(dict):  # type: ignore[type-arg]
-    """A mapping table → key→class Series that asks the store only for tables it needs."""
-
-    def __init__(self, fetch: Callable[[str], pd.Series]) -> None:
-        super().__init__()
-        self._fetch = fetch
-
-    def get(self, table: str, default: Any = None) -> pd.Series:  # noqa: ARG002 — mapping protocol
-        return self._fetch(table)
 
 
 def _functional_against_graph(store: GraphStore, edge: str, result: Validated) -> None:

@@ -8,7 +8,7 @@ its stable code. Nothing is dropped silently: ``len(batch) == len(accepted) + le
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -402,20 +402,20 @@ def validate_edges(onto: Ontology, edge_name: str, frame: pd.DataFrame,
     return _finish(edge_name, frame, reasons, accepted, collapsed)
 
 
-def lookup_from(tables: Mapping[str, pd.Series]) -> EndpointLookup:
-    """An endpoint lookup over per-table Series indexed by key with the class as value.
+def lookup_from(classes_of: Callable[[str], pd.Series | None]) -> EndpointLookup:
+    """An endpoint lookup over ``classes_of(table)``: a Series indexed by key with the class as value.
 
-    Uses Arrow's hash lookup (``index_in``): the cost is one pass over the keys and one over the table.
+    Each table is fetched once. Uses Arrow's hash lookup (``index_in``): one pass over the keys and
+    one over the table.
     """
-    arrow: dict[str, tuple[pa.Array, pa.Array]] = {}
+    arrow: dict[str, tuple[pa.Array, pa.Array] | None] = {}
 
     def table_arrays(t: str) -> tuple[pa.Array, pa.Array] | None:
         if t not in arrow:
-            classes = tables.get(t)
-            if classes is None or classes.empty:
-                return None
-            arrow[t] = (pa.array(classes.index.to_numpy(dtype=object), pa.string()),
-                        pa.array(classes.to_numpy(dtype=object), pa.string()))
+            classes = classes_of(t)
+            arrow[t] = None if classes is None or classes.empty else (
+                pa.array(classes.index.to_numpy(dtype=object), pa.string()),
+                pa.array(classes.to_numpy(dtype=object), pa.string()))
         return arrow[t]
 
     def lookup(role: str, keys: pd.Series, allowed: frozenset[str]) -> pd.Series:

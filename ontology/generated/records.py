@@ -1,7 +1,7 @@
 # GENERATED FROM THE ONTOLOGY — do not edit; run `healthgraph ontology generate`.
 # ontology: https://healthgraph.example/ontology
 # version: 0.1.0
-# source sha256: d6f26aec1add7292f673d9a767a4c023ca85aadbe4a7795a16b6595d3f6eff9d
+# source sha256: 686801896f27de91401fc67c361b1ab745211f05a93dfd828a29ea825b4566e7
 
 """Typed record classes generated from ontology/healthgraph.ttl."""
 

@@ -82,7 +82,7 @@ def test_lists_are_typed(onto: Ontology) -> None:
 def _lookup():
     return lookup_from({"Resident": pd.Series(["Resident"], index=["HIS-A:1"]),
                         "Division": pd.Series(["Division"], index=["330106"]),
-                        "Institution": pd.Series(["Pharmacy"], index=["91350100M000100Y43"])})
+                        "Institution": pd.Series(["Pharmacy"], index=["91350100M000100Y43"])}.get)
 
 
 @pytest.mark.parametrize(("edge", "row", "code"), [
@@ -99,7 +99,7 @@ def test_each_edge_error_has_its_code(onto: Ontology, edge: str, row: dict, code
 
 def test_functional_edge_with_two_targets_in_one_batch(onto: Ontology) -> None:
     lookup = lookup_from({"Resident": pd.Series(["Resident"], index=["HIS-A:1"]),
-                          "Division": pd.Series(["Division", "Division"], index=["330106", "330105"])})
+                          "Division": pd.Series(["Division", "Division"], index=["330106", "330105"])}.get)
     rows = [{"src": "HIS-A:1", "dst": "330106"}, {"src": "HIS-A:1", "dst": "330105"}]
     v = validate_edges(onto, "resides_in", pd.DataFrame(rows), lookup)
     assert {r.code for r in v.rejected} == {errors.CardinalityViolation.code}
