@@ -284,7 +284,7 @@ class GraphStore(ABC):
         for direction, pattern in (("out", f"(n:{table} {{key: $key}})-[e{rel}]->(m)"),
                                    ("in", f"(n:{table} {{key: $key}})<-[e{rel}]-(m)")):
             df = self._run(f"MATCH {pattern} RETURN {self.dialect.edge_type('e')} AS edge, m.class AS class, m.key AS key, "
-                           f"m.name AS name ORDER BY edge, key LIMIT {int(limit)}", {"key": key})
+                           "m.name AS name ORDER BY edge, key LIMIT $limit", {"key": key, "limit": int(limit)})
             out += [{"direction": direction, **{k: _plain(v) for k, v in r.items()}} for r in df.to_dict("records")]
         return out[:limit]
 
@@ -294,8 +294,8 @@ class GraphStore(ABC):
             raise QueryParameterError(f"max_hops must be 1..4, got {max_hops}")
         df = self._run(
             f"MATCH p = (n:{self._table(cls)} {{key: $key}})-[{self.dialect.path_pattern(max_hops)}]-(m) "
-            f"RETURN m.class AS class, m.key AS key, min(length(p)) AS hops ORDER BY hops, key LIMIT {int(limit)}",
-            {"key": key})
+            "RETURN m.class AS class, m.key AS key, min(length(p)) AS hops ORDER BY hops, key LIMIT $limit",
+            {"key": key, "limit": int(limit)})
         return [{k: _plain(v) for k, v in r.items()} for r in df.to_dict("records")]
 
     def query(self, name: str, **params: Any) -> list[dict[str, Any]]:

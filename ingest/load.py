@@ -191,7 +191,8 @@ def load_folder(store: GraphStore, root: str | Path, *, quarantine_root: str | P
             edge = target_of(path)
             result = validate_edges(onto, edge, frame, lookup)
             if edge in onto.edges and onto.edges[edge].functional and len(result.accepted):
-                settle(keep=0)  # earlier files of this edge type must be in the graph before the check
+                if any(p[3] == edge for p in pending):
+                    settle(keep=0)  # earlier files of this edge type must be in the graph before the check
                 _functional_against_graph(store, edge, result)
             submit(path, result, unreadable, edge if len(result.accepted) else None,
                    lambda e=edge, r=result: store.prepare_edges(e, r.accepted, provenance))
