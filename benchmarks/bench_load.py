@@ -93,8 +93,7 @@ def phase_raw(src: str, db: str) -> dict[str, Any]:
         tables_dst = df["dst_class"].map(lambda c: onto.classes[c].table)
         for (st, dt), g in df.groupby([tables_src, tables_dst]):
             batch = pa.table({"from": pa.array(g["src"], pa.string()), "to": pa.array(g["dst"], pa.string()),
-                              "source": pa.nulls(len(g), pa.string()), "batch_id": pa.nulls(len(g), pa.string()),
-                              "ingested_at": pa.nulls(len(g), pa.timestamp("us"))})
+                              "batch_id": pa.nulls(len(g), pa.string())})
             opts = f" (from='{st}', to='{dt}')" if multi else ""
             edge_jobs.append((f"COPY {edge} FROM $batch{opts}", batch))
     rows = 0

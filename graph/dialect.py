@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from ontology.model import Ontology, Property
 
-PROVENANCE = ("source", "batch_id", "ingested_at")
-"""Provenance every edge carries (nodes carry these and content_hash as ontology properties)."""
+EDGE_PROVENANCE = ("batch_id",)
+"""What every edge carries: its batch, whose IngestBatch node holds the source and time. Nodes carry
+source, batch_id, ingested_at and content_hash themselves (ontology system properties)."""
 
 
 class Dialect:
@@ -46,7 +47,7 @@ class LadybugDialect(Dialect):
             out.append(f"CREATE NODE TABLE IF NOT EXISTS {table}({', '.join(cols)}, PRIMARY KEY(key));")
         for edge in onto.edges:
             pairs = ", ".join(f"FROM {s} TO {d}" for s, d in onto.edge_table_pairs(edge))
-            prov = ", ".join(["source STRING", "batch_id STRING", "ingested_at TIMESTAMP"])
+            prov = ", ".join(f"{p} STRING" for p in EDGE_PROVENANCE)
             out.append(f"CREATE REL TABLE IF NOT EXISTS {edge}({pairs}, {prov});")
         return out
 

@@ -152,11 +152,8 @@ class LadybugStore(GraphStore):
         return self._arrow(table, rows)
 
     def _encode_edges(self, rows: pd.DataFrame) -> pa.Table:
-        return pa.table({
-            "from": pa.array(rows["src"], pa.string()), "to": pa.array(rows["dst"], pa.string()),
-            "source": pa.array(rows["source"], pa.string()), "batch_id": pa.array(rows["batch_id"], pa.string()),
-            "ingested_at": pa.Array.from_pandas(rows["ingested_at"], type=pa.timestamp("us")),
-        })
+        return pa.table({"from": pa.array(rows["src"], pa.string()), "to": pa.array(rows["dst"], pa.string()),
+                         "batch_id": pa.array(rows["batch_id"], pa.string())})
 
     def _insert_nodes(self, table: str, payload: pa.Table) -> None:
         self._copy(f"COPY {table} FROM $batch", payload)

@@ -21,7 +21,7 @@ from graph.catalog import named_query
 from graph.dialect import Dialect
 from ontology.errors import NodeNotFound, QueryParameterError
 from ontology.model import Ontology
-from ontology.validate import PANDAS_DTYPES
+from ontology.validate import PANDAS_DTYPES, edge_keys
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class GraphStore(ABC):
 
     @abstractmethod
     def _encode_edges(self, rows: pd.DataFrame) -> Any:
-        """Turn edge rows (src, dst and provenance) into the engine's bulk payload."""
+        """Turn edge rows (src, dst, batch_id) into the engine's bulk payload."""
 
     @abstractmethod
     def _insert_nodes(self, table: str, payload: Any) -> None:
@@ -158,7 +158,8 @@ class GraphStore(ABC):
             return self.write(self.prepare_nodes(table, frame, provenance))
 
     def upsert_edges(self, edge: str, frame: pd.DataFrame, provenance: Provenance) -> WriteResult:
-        """Insert edges not yet present; an edge is keyed by (type, source node, target node)."""
+        """Insert edges not yet present; an edge is keyed by (type, source node, target node) and
+        names its batch (``record_batch`` stores the batch's source and time)."""
         with self._write_lock:
             return self.write(self.prepare_edges(edge, frame, provenance))
 
@@ -183,9 +184,10 @@ class GraphStore(ABC):
             changed = ~is_new & (old_hash != rows["content_hash"]).fillna(True).to_numpy()
         else:
             is_new, changed = np.ones(len(rows), dtype=bool), np.zeros(len(rows), dtype=bool)
-        rows["source"] = provenance.source
         rows["batch_id"] = provenance.batch_id
-        rows["ingested_at"] = pd.Series(provenance.ingested_at, index=rows.index).astype("datetime64[us]")
+        if "source" in rows:  # the IngestBatch node itself holds the batch's source and time
+            rows["source"] = provenance.source
+            rows["ingested_at"] = pd.Series(provenance.ingested_at, index=rows.index).astype("datetime64[us]")
         if is_new.any():
             plan.inserts.append((None, None, self._encode_nodes(table, rows if is_new.all() else
                                                                 rows[is_new].reset_index(drop=True))))
@@ -200,7 +202,7 @@ class GraphStore(ABC):
         plan = WritePlan(edge, is_edge=True)
         for (st, dt_), group in frame.groupby(["src_table", "dst_table"], sort=True):
             existing = self.edge_pairs(edge, str(st), str(dt_))
-            pairs = group[["src", "dst"]].astype("string").drop_duplicates()
+            pairs = group[["src", "dst"]][~edge_keys(group).duplicated().to_numpy()]
             if len(existing):
                 merged = pairs.merge(existing, on=["src", "dst"], how="left", indicator=True)
                 new = merged[merged["_merge"] == "left_only"][["src", "dst"]]
@@ -208,12 +210,21 @@ class GraphStore(ABC):
                 new = pairs
             if len(new):
                 rows = new.reset_index(drop=True)
-                rows["source"] = provenance.source
                 rows["batch_id"] = provenance.batch_id
-                rows["ingested_at"] = pd.Series(provenance.ingested_at, index=rows.index).astype("datetime64[us]")
                 plan.inserts.append((str(st), str(dt_), self._encode_edges(rows)))
             plan.result += WriteResult(len(new), 0, len(pairs) - len(new))
         return plan
+
+    def provenance(self, batch_id: str) -> dict[str, Any]:
+        """Where a node or edge came from: its batch's source, time and reconciliation."""
+        return self.get("IngestBatch", batch_id)
+
+    def record_batch(self, provenance: Provenance, **counts: int) -> WriteResult:
+        """Store the IngestBatch node that edges of this batch point to by ``batch_id``."""
+        frame = pd.DataFrame([{"key": provenance.batch_id, "class": "IngestBatch", **counts}])
+        for name in counts:
+            frame[name] = frame[name].astype("Int64")
+        return self.upsert_nodes("IngestBatch", frame, provenance)
 
     def write(self, plan: WritePlan) -> WriteResult:
         """Carry out a prepared plan (bulk inserts, then in-place updates)."""

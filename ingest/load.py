@@ -25,6 +25,7 @@ from ontology import errors
 from ontology.validate import Rejection, Validated, lookup_from, validate_edges, validate_nodes
 
 READERS = (".parquet", ".jsonl", ".csv")
+IN_FLIGHT = 2
 
 
 @dataclass
@@ -90,7 +91,7 @@ def batch_id_of(root: Path, files: list[Path]) -> str:
         with f.open("rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
-    return h.hexdigest()[:16]
+    return h.hexdigest()[:12]
 
 
 def read_records(path: Path) -> tuple[pd.DataFrame, list[Rejection]]:
@@ -137,8 +138,8 @@ def load_folder(store: GraphStore, root: str | Path, *, quarantine_root: str | P
     total = len(node_files) + len(edge_files)
 
     # Reading, validating and preparing (Python) the next file overlaps the engine's bulk write of
-    # the previous one: one writer thread keeps writes serialised and in order, and at most two
-    # prepared batches are in flight.
+    # the previous ones: one writer thread keeps writes serialised and in order, and at most
+    # IN_FLIGHT prepared batches wait for it (more smooths uneven files, at the cost of memory).
     pending: list[tuple[Path, Validated, list[Rejection], str | None, Future[WriteResult] | None]] = []
 
     def settle(keep: int) -> None:
@@ -152,7 +153,7 @@ def load_folder(store: GraphStore, root: str | Path, *, quarantine_root: str | P
         if target is not None and any(p[3] == target for p in pending):
             settle(keep=0)  # the plan compares with what is stored: earlier writes to the target first
         future = writer.submit(store.write, prepare()) if target is not None else None
-        settle(keep=1)
+        settle(keep=IN_FLIGHT - 1)
         pending.append((path, result, unreadable, target, future))
 
     empty_before = store.empty_tables()
@@ -180,9 +181,9 @@ def load_folder(store: GraphStore, root: str | Path, *, quarantine_root: str | P
                     quality.setdefault("resident_ids", []).append(resident_id_quality(accepted, path.name))
             submit(path, result, unreadable, table,
                    lambda t=table, r=result: store.prepare_nodes(t, r.accepted, provenance))
-        settle(keep=0)
-
-        # Every node is written: read the key → class maps edge endpoints are checked against, once.
+        if not empty_before >= set(onto.tables):
+            settle(keep=0)  # endpoint classes are read from the graph: every node write must be in
+        # Edge writes queue behind the node writes (one FIFO writer), so endpoints exist when written.
         lookup = lookup_from(classes_of)
         for j, path in enumerate(edge_files, start=len(node_files)):
             if progress:
@@ -201,6 +202,9 @@ def load_folder(store: GraphStore, root: str | Path, *, quarantine_root: str | P
         progress("done", total, total)
 
     report = LoadReport(batch, source, reports, time.perf_counter() - started, str(qdir), quality)
+    t = report.totals()
+    store.record_batch(provenance, received=t["received"], accepted=t["accepted"] + t["collapsed"],
+                       quarantined=t["quarantined"])
     qdir.mkdir(parents=True, exist_ok=True)
     (qdir / "report.json").write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=1, default=str),
                                       encoding="utf-8")

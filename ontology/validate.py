@@ -386,7 +386,7 @@ def validate_edges(onto: Ontology, edge_name: str, frame: pd.DataFrame,
     ok = np.ones(n, dtype=bool)
     ok[reasons.rows()] = False
     good = out[ok]
-    exact_later = good.duplicated(subset=["src", "dst"], keep="first").to_numpy()
+    exact_later = edge_keys(good).duplicated(keep="first").to_numpy()
     collapsed = int(exact_later.sum())
     ok[good.index.to_numpy()[exact_later]] = False
     if edge.functional:
@@ -402,6 +402,11 @@ def validate_edges(onto: Ontology, edge_name: str, frame: pd.DataFrame,
     return _finish(edge_name, frame, reasons, accepted, collapsed)
 
 
+def edge_keys(frame: pd.DataFrame) -> pd.Series:
+    """One text key per edge (source and target keys joined): hashing one column beats two."""
+    return frame["src"].astype("string") + "\x1f" + frame["dst"].astype("string")
+
+
 def lookup_from(classes_of: Callable[[str], pd.Series | None]) -> EndpointLookup:
     """An endpoint lookup over ``classes_of(table)``: a Series indexed by key with the class as value.
 
@@ -414,12 +419,12 @@ def lookup_from(classes_of: Callable[[str], pd.Series | None]) -> EndpointLookup
         if t not in arrow:
             classes = classes_of(t)
             arrow[t] = None if classes is None or classes.empty else (
-                pa.array(classes.index.to_numpy(dtype=object), pa.string()),
-                pa.array(classes.to_numpy(dtype=object), pa.string()))
+                pa.array(classes.index, pa.string(), from_pandas=True),
+                pa.array(classes, pa.string(), from_pandas=True))
         return arrow[t]
 
     def lookup(role: str, keys: pd.Series, allowed: frozenset[str]) -> pd.Series:
-        probe = pa.array(keys.to_numpy(dtype=object), pa.string(), from_pandas=True)
+        probe = pa.array(keys, pa.string(), from_pandas=True)
         found = pa.nulls(len(probe), pa.string())
         for t in sorted(allowed):
             arrays = table_arrays(t)

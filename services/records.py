@@ -30,7 +30,11 @@ class Records:
 
     def get(self, cls: str, key: str, viewer: Viewer) -> dict[str, Any]:
         node = self._audited(viewer, "read", cls, key, lambda: self.store.get(cls, key))
-        return self.guard.release(node, viewer)
+        released = self.guard.release(node, viewer)
+        if "batch_id" in node:
+            batch = self.store.provenance(node["batch_id"])
+            released["provenance"] = {k: batch.get(k) for k in ("batch_id", "source", "ingested_at")}
+        return released
 
     def neighbours(self, cls: str, key: str, viewer: Viewer, *, edge: str | None = None,
                    limit: int = 100) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 # GENERATED FROM THE ONTOLOGY — do not edit; run `healthgraph ontology generate`.
 # ontology: https://healthgraph.example/ontology
 # version: 0.1.0
-# source sha256: 686801896f27de91401fc67c361b1ab745211f05a93dfd828a29ea825b4566e7
+# source sha256: c707221c57b034a3257eb58615abdde635da2876559c1d4694801992a94e3afe
 
 """Typed record classes generated from ontology/healthgraph.ttl."""
 
@@ -359,6 +359,17 @@ class Hospital(HealthcareInstitution):
     name: str  # required on Hospital
     uscc: str  # required on Hospital
 
+class IngestBatch(Record):
+    """导入批次 Ingest batch."""
+
+    ontology_class: ClassVar[str] = "IngestBatch"
+    table: ClassVar[str] = "IngestBatch"
+    key_properties: ClassVar[tuple[str, ...]] = ('batch_id',)
+    accepted: int | None = None
+    quarantined: int | None = None
+    received: int | None = None
+    batch_id: str  # required on IngestBatch
+
 class InpatientEncounter(Encounter):
     """住院 Inpatient encounter."""
 
@@ -649,6 +660,7 @@ RECORD_CLASSES: dict[str, type[Record]] = {
     "FoodSample": FoodSample,
     "HealthcareInstitution": HealthcareInstitution,
     "Hospital": Hospital,
+    "IngestBatch": IngestBatch,
     "InpatientEncounter": InpatientEncounter,
     "Institution": Institution,
     "InstitutionLicense": InstitutionLicense,

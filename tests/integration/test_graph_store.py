@@ -17,7 +17,9 @@ from ontology.validate import validate_nodes
 def test_get_returns_typed_properties_with_provenance(store: GraphStore) -> None:
     node = store.get("Resident", "PHIS:000000000")
     assert node["class"] == "Resident" and len(node["id_number"]) == 18
-    assert node["source"] and node["batch_id"] and node["ingested_at"] and node["content_hash"]
+    assert node["batch_id"] and node["content_hash"]
+    batch = store.provenance(node["batch_id"])
+    assert batch["source"] and batch["ingested_at"] and batch["received"] == batch["accepted"] + batch["quarantined"]
     assert node["birth_date"].__class__.__name__ == "date"
 
 
