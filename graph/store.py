@@ -21,7 +21,7 @@ from graph.catalog import named_query
 from graph.dialect import Dialect
 from ontology.errors import NodeNotFound, QueryParameterError
 from ontology.model import Ontology
-from ontology.validate import PANDAS_DTYPES, edge_keys
+from ontology.validate import PANDAS_DTYPES, edge_keys, plain
 
 
 @dataclass(frozen=True)
@@ -285,7 +285,7 @@ class GraphStore(ABC):
                        {"key": key, "classes": sorted(self.onto.descendants(cls))})
         if df.empty:
             raise NodeNotFound(f"no {cls} with key {key!r}", cls=cls, key=key)
-        return {k: _plain(v) for k, v in df["node"].iat[0].items() if not k.startswith("_") and _plain(v) is not None}
+        return {k: plain(v) for k, v in df["node"].iat[0].items() if not k.startswith("_") and plain(v) is not None}
 
     def neighbours(self, cls: str, key: str, *, edge: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Nodes one edge away, with the edge type and direction."""
@@ -296,7 +296,7 @@ class GraphStore(ABC):
                                    ("in", f"(n:{table} {{key: $key}})<-[e{rel}]-(m)")):
             df = self._run(f"MATCH {pattern} RETURN {self.dialect.edge_type('e')} AS edge, m.class AS class, m.key AS key, "
                            "m.name AS name ORDER BY edge, key LIMIT $limit", {"key": key, "limit": int(limit)})
-            out += [{"direction": direction, **{k: _plain(v) for k, v in r.items()}} for r in df.to_dict("records")]
+            out += [{"direction": direction, **{k: plain(v) for k, v in r.items()}} for r in df.to_dict("records")]
         return out[:limit]
 
     def paths(self, cls: str, key: str, *, max_hops: int = 2, limit: int = 100) -> list[dict[str, Any]]:
@@ -307,13 +307,13 @@ class GraphStore(ABC):
             f"MATCH p = (n:{self._table(cls)} {{key: $key}})-[{self.dialect.path_pattern(max_hops)}]-(m) "
             "RETURN m.class AS class, m.key AS key, min(length(p)) AS hops ORDER BY hops, key LIMIT $limit",
             {"key": key, "limit": int(limit)})
-        return [{k: _plain(v) for k, v in r.items()} for r in df.to_dict("records")]
+        return [{k: plain(v) for k, v in r.items()} for r in df.to_dict("records")]
 
     def query(self, name: str, **params: Any) -> list[dict[str, Any]]:
         """Run a named query from the catalog with typed parameters."""
         q = named_query(name)
         df = self._run(q.cypher, q.bind(self.onto, params))
-        return [{k: _plain(v) for k, v in r.items()} for r in df.to_dict("records")]
+        return [{k: plain(v) for k, v in r.items()} for r in df.to_dict("records")]
 
     def counts(self) -> dict[str, int]:
         """Node count per concrete class and edge count per edge type."""
@@ -330,17 +330,3 @@ class GraphStore(ABC):
 
     def _table(self, cls: str) -> str:
         return self.onto.cls(cls).table
-
-
-def _plain(v: Any) -> Any:
-    if v is None or v is pd.NA or v is pd.NaT:
-        return None
-    if isinstance(v, float) and np.isnan(v):
-        return None
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, pd.Timestamp):
-        return v.to_pydatetime()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return v

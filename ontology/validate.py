@@ -186,25 +186,22 @@ def _records(frame: pd.DataFrame, rows: Iterable[int]) -> list[dict[str, Any]]:
     out = []
     sub = frame.iloc[list(rows)]
     for rec in sub.to_dict(orient="records"):
-        out.append({k: _plain(v) for k, v in rec.items() if _plain(v) is not None})
+        out.append({k: plain(v) for k, v in rec.items() if plain(v) is not None})
     return out
 
 
-def _plain(v: Any) -> Any:
+def plain(v: Any) -> Any:
+    """A numpy/pandas/Arrow scalar as a plain Python value (None for every kind of missing)."""
     if v is None or v is pd.NA or v is pd.NaT:
         return None
     if isinstance(v, float) and np.isnan(v):
         return None
-    if isinstance(v, np.ndarray):
-        return [_plain(x) for x in v.tolist()]
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    if isinstance(v, (np.bool_,)):
-        return bool(v)
+    if isinstance(v, np.generic):
+        return v.item()
     if isinstance(v, pd.Timestamp):
-        return v.isoformat()
+        return v.to_pydatetime()
+    if isinstance(v, (np.ndarray, list, tuple)):
+        return [plain(x) for x in v]
     return v
 
 
