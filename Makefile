@@ -17,7 +17,8 @@ install: $(STAMP)
 demo: install                  ## generate a province, load it, serve API + console on 127.0.0.1:8000
 	$(BIN)/healthgraph demo
 
-test: install                  ## the test suite (benchmarks excluded)
+test: install                  ## lint, then the test suite (benchmarks excluded)
+	$(BIN)/ruff check graph ontology ingest services rules search models tests benchmarks
 	$(BIN)/python -m pytest
 
 check: install                 ## ontology structure + reasoner consistency

@@ -29,7 +29,6 @@ def blood(p: Province) -> None:
     rng = p.rng
     persons = p.persons
     centres = p.inst[p.inst["kind"] == "BloodCenter"].set_index("prefecture")["key"]
-    fin = blood_facility_codes(p)
     eligible = persons[persons["age"].between(18, 55)]
     donors = eligible[rng.random(len(eligible)) < 0.02]
     times = rng.choice([1, 2], len(donors), p=[0.8, 0.2])
