@@ -21,7 +21,7 @@ from graph.catalog import named_query
 from graph.dialect import Dialect
 from ontology.errors import NodeNotFound, QueryParameterError
 from ontology.model import Ontology
-from ontology.validate import PANDAS_DTYPES, edge_keys, plain
+from ontology.validate import PANDAS_DTYPES, duplicated, edge_keys, plain
 
 
 @dataclass(frozen=True)
@@ -196,13 +196,18 @@ class GraphStore(ABC):
         plan.result = WriteResult(int(is_new.sum()), int(changed.sum()), int(len(rows) - is_new.sum() - changed.sum()))
         return plan
 
-    def prepare_edges(self, edge: str, frame: pd.DataFrame, provenance: Provenance) -> WritePlan:
-        """Drop edges already stored and encode the rest, per (source table, target table)."""
+    def prepare_edges(self, edge: str, frame: pd.DataFrame, provenance: Provenance, *,
+                      unique: bool = False) -> WritePlan:
+        """Drop edges already stored and encode the rest, per (source table, target table).
+
+        ``unique=True`` says the caller guarantees no (src, dst) pair repeats in ``frame`` (a
+        validated batch does), which saves a pass over it.
+        """
         self.onto.edge(edge)
         plan = WritePlan(edge, is_edge=True)
         for (st, dt_), group in frame.groupby(["src_table", "dst_table"], sort=True):
             existing = self.edge_pairs(edge, str(st), str(dt_))
-            pairs = group[["src", "dst"]][~edge_keys(group).duplicated().to_numpy()]
+            pairs = group[["src", "dst"]] if unique else group[["src", "dst"]][~duplicated(edge_keys(group))]
             if len(existing):
                 merged = pairs.merge(existing, on=["src", "dst"], how="left", indicator=True)
                 new = merged[merged["_merge"] == "left_only"][["src", "dst"]]

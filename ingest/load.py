@@ -196,7 +196,7 @@ def load_folder(store: GraphStore, root: str | Path, *, quarantine_root: str | P
                     settle(keep=0)  # earlier files of this edge type must be in the graph before the check
                 _functional_against_graph(store, edge, result)
             submit(path, result, unreadable, edge if len(result.accepted) else None,
-                   lambda e=edge, r=result: store.prepare_edges(e, r.accepted, provenance))
+                   lambda e=edge, r=result: store.prepare_edges(e, r.accepted, provenance, unique=True))
         settle(keep=0)
     if progress:
         progress("done", total, total)
