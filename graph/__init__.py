@@ -9,7 +9,7 @@ from pathlib import Path
 
 from graph.catalog import QUERIES, NamedQuery, named_query
 from graph.store import GraphStore, Provenance, WriteResult
-from ontology.errors import GraphError, NodeNotFound, StoreLocked, UnknownQuery
+from ontology.errors import GraphError, NodeNotFound, StoreLocked, UnknownQuery, did_you_mean
 from ontology.model import Ontology, load_ontology
 
 __all__ = [
@@ -18,18 +18,31 @@ __all__ = [
 ]
 
 
-def open_graph(path: str | Path, *, engine: str = "ladybug", onto: Ontology | None = None) -> GraphStore:
-    """Open (creating if needed) the graph store with the schema generated from the ontology."""
+ENGINES = ("ladybug", "neo4j")
+
+
+def open_graph(target: str | Path, *, engine: str = "ladybug", onto: Ontology | None = None,
+               auth: tuple[str, str] | None = None, database: str = "neo4j") -> GraphStore:
+    """Open the graph store and create the schema generated from the ontology (idempotent).
+
+    ``target`` is a folder path for the embedded engine (``ladybug``) and a Bolt URI for
+    ``neo4j`` (``auth`` and ``database`` apply to Neo4j only).
+    """
     onto = onto or load_ontology()
     if engine == "ladybug":
         from graph.ladybug import LadybugStore
 
-        return LadybugStore(path, onto)
-    raise GraphError(f"unknown graph engine '{engine}' (valid: ladybug; neo4j arrives with the engines work)")
+        return LadybugStore(target, onto)
+    if engine == "neo4j":
+        from graph.neo4j import Neo4jStore
+
+        return Neo4jStore(str(target), onto, auth=auth, database=database)
+    raise GraphError(f"unknown graph engine '{engine}' {did_you_mean(engine, ENGINES)}")
 
 
 def schema_ddl(onto: Ontology) -> dict[str, str]:
     """Each dialect's schema statements rendered from the ontology (for ontology/generated/)."""
-    from graph.dialect import LadybugDialect
+    from graph.dialect import LadybugDialect, Neo4jDialect
 
-    return {"ladybug": "\n".join(LadybugDialect().schema_statements(onto)) + "\n"}
+    return {d.name: "\n".join(s.rstrip(";") + ";" for s in d.schema_statements(onto)) + "\n"
+            for d in (LadybugDialect(), Neo4jDialect())}

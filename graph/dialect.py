@@ -61,3 +61,37 @@ class LadybugDialect(Dialect):
 
     def edge_type(self, variable: str) -> str:
         return f"label({variable})"
+
+
+class Neo4jDialect(Dialect):
+    """Neo4j 5 (Cypher 5): schema-optional; the store gives each node its table root's label.
+
+    The ontology's keys become uniqueness constraints; ``class`` and every coded property (one
+    with an ``hg:pattern``) get range indexes, so lookups by key and by code avoid label scans.
+    """
+
+    name = "neo4j"
+
+    def schema_statements(self, onto: Ontology) -> list[str]:
+        out = []
+        for table in onto.tables:
+            out.append(f"CREATE CONSTRAINT {table.lower()}_key IF NOT EXISTS FOR (n:{table}) REQUIRE n.key IS UNIQUE")
+            indexed = ["class"] + [p.name for p in onto.table_properties(table).values() if p.pattern]
+            for prop in indexed:
+                out.append(f"CREATE INDEX {table.lower()}_{prop.lower()} IF NOT EXISTS FOR (n:{table}) ON (n.{prop})")
+        return out
+
+    def merge_nodes(self, table: str) -> str:
+        # SET += with a null value removes the property: absent and null are one thing in the graph.
+        return f"UNWIND $rows AS r MERGE (n:{table} {{key: r.key}}) SET n += r"
+
+    def merge_edges(self, edge: str, src_table: str, dst_table: str) -> str:
+        return (f"UNWIND $rows AS r MATCH (a:{src_table} {{key: r.src}}) MATCH (b:{dst_table} {{key: r.dst}}) "
+                f"MERGE (a)-[e:{edge}]->(b) ON CREATE SET e.batch_id = r.batch_id")
+
+    def path_pattern(self, max_hops: int) -> str:
+        # Neo4j never repeats a relationship within one MATCH (relationship isomorphism).
+        return f"*1..{int(max_hops)}"
+
+    def edge_type(self, variable: str) -> str:
+        return f"type({variable})"

@@ -27,11 +27,17 @@ the message says what went wrong, where, the valid options and a fix.
     │   ├── UnknownQuery                   HG-0202
     │   ├── QueryParameterError            HG-0203
     │   ├── TransactionFailed              HG-0204
-    │   └── NodeNotFound                   HG-0205
+    │   ├── NodeNotFound                   HG-0205
+    │   └── GraphUnavailable               HG-0206  (retryable) a graph server cannot be reached
     ├── IngestError                        HG-03xx  reading and loading inputs
     │   ├── InputFormatError               HG-0301
     │   └── ReconciliationError            HG-0302
-    └── SettingsError                      HG-0401
+    ├── SettingsError                      HG-0401
+    ├── ServerUnavailable                  HG-0402  an engine server cannot be fetched or started
+    └── SearchError                        HG-05xx  the search indexes
+        ├── SearchUnavailable              HG-0501  (retryable) a search server cannot be reached
+        ├── IndexSpecError                 HG-0502  a bad or conflicting index spec, or a document that breaks it
+        └── SearchQueryError               HG-0503  a bad filter, facet or page
 """
 
 from __future__ import annotations
@@ -205,6 +211,15 @@ class NodeNotFound(GraphError):
     http_status = 404
 
 
+class GraphUnavailable(GraphError):
+    code = "HG-0206"
+    title = "图数据库不可用 graph engine unavailable"
+    http_status = 503
+
+    def is_retryable(self) -> bool:
+        return True
+
+
 class IngestError(HealthGraphError):
     code = "HG-0300"
     title = "导入错误 ingest error"
@@ -224,6 +239,38 @@ class ReconciliationError(IngestError):
 class SettingsError(HealthGraphError):
     code = "HG-0401"
     title = "配置错误 settings error"
+
+
+class ServerUnavailable(HealthGraphError):
+    code = "HG-0402"
+    title = "引擎服务无法启动 engine server unavailable"
+    http_status = 503
+
+
+class SearchError(HealthGraphError):
+    code = "HG-0500"
+    title = "检索错误 search error"
+
+
+class SearchUnavailable(SearchError):
+    code = "HG-0501"
+    title = "检索服务不可用 search engine unavailable"
+    http_status = 503
+
+    def is_retryable(self) -> bool:
+        return True
+
+
+class IndexSpecError(SearchError):
+    code = "HG-0502"
+    title = "索引定义错误 index spec error"
+    http_status = 422
+
+
+class SearchQueryError(SearchError):
+    code = "HG-0503"
+    title = "检索参数错误 search query error"
+    http_status = 422
 
 
 VALIDATION_ERRORS: tuple[type[ValidationError], ...] = (

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
-from graph import QUERIES, GraphStore, open_graph
+from graph import QUERIES, GraphStore
 from ontology.errors import HealthGraphError, QueryParameterError
 from ontology.model import load_ontology
 from services.audit import AuditLog
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         own = store is None
-        state["store"] = store or open_graph(settings.graph_path, engine=settings.graph_engine, onto=onto)
+        state["store"] = store or settings.open_graph(onto)
         state["records"] = Records(state["store"], Guard(onto), AuditLog(settings.audit_path))
         yield
         if own:

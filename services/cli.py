@@ -57,13 +57,12 @@ def load(
     folder: Annotated[Path | None, typer.Argument(help="A folder with nodes/ and edges/ (default: the demo province)")] = None,
 ) -> None:
     """校验并入库 Validate and load a folder; quarantine bad records; print the reconciliation."""
-    from graph import open_graph
     from ingest.load import load_folder
 
     s = _settings()
     folder = folder or s.province_dir
     try:
-        store = open_graph(s.graph_path, engine=s.graph_engine)
+        store = s.open_graph()
         try:
             with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                           TimeElapsedColumn(), console=console) as bar:
@@ -100,12 +99,11 @@ def _print_load(report: Any) -> None:
 @app.command()
 def stats() -> None:
     """统计 Node counts per class and edge counts per type."""
-    from graph import open_graph
     from ontology.model import load_ontology
 
     s = _settings()
     onto = load_ontology()
-    store = open_graph(s.graph_path, engine=s.graph_engine, onto=onto)
+    store = s.open_graph(onto)
     try:
         counts = store.counts()
     finally:
@@ -125,7 +123,7 @@ def query(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value, repeatable")] = None,
 ) -> None:
     """命名查询 Run a named query and print JSON rows."""
-    from graph import QUERIES, open_graph
+    from graph import QUERIES
 
     if name == "list":
         for q in QUERIES.values():
@@ -134,7 +132,7 @@ def query(
     params = dict(p.split("=", 1) for p in (param or []))
     s = _settings()
     try:
-        store = open_graph(s.graph_path, engine=s.graph_engine)
+        store = s.open_graph()
         try:
             rows = store.query(name, **params)
         finally:

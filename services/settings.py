@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     """Where data lives, which engines to use and where to serve. Read once, when the app starts."""
 
-    model_config = SettingsConfigDict(env_prefix="HEALTHGRAPH_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HEALTHGRAPH_", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(Path("var"), description="Folder for the graph, generated data, quarantine and audit")
-    graph_engine: Literal["ladybug"] = Field("ladybug", description="Graph engine (neo4j arrives with the engines work)")
+    graph_engine: Literal["ladybug", "neo4j"] = Field(
+        "ladybug", validation_alias=AliasChoices("HEALTHGRAPH_GRAPH", "HEALTHGRAPH_GRAPH_ENGINE"),
+        description="Graph engine: embedded LadybugDB (default) or a Neo4j 5 server")
+    neo4j_uri: str = Field("bolt://127.0.0.1:7687", description="Bolt URI when graph_engine is neo4j")
+    neo4j_user: str | None = Field(None, description="Neo4j user (None: the server runs without auth)")
+    neo4j_password: SecretStr | None = None
+    neo4j_database: str = "neo4j"
+    search_engine: Literal["tantivy", "opensearch"] = Field(
+        "tantivy", validation_alias=AliasChoices("HEALTHGRAPH_SEARCH", "HEALTHGRAPH_SEARCH_ENGINE"),
+        description="Search engine: embedded tantivy (default) or an OpenSearch 2 server")
+    opensearch_url: str = Field("http://127.0.0.1:9200", description="OpenSearch URL when search_engine is opensearch")
     host: str = "127.0.0.1"
     port: int = 8000
     residents: int = Field(10_000, description="Size of the demo province")
@@ -24,6 +34,21 @@ class Settings(BaseSettings):
     @property
     def graph_path(self) -> Path:
         return self.data_dir / "graph.lbdb"
+
+    @property
+    def servers_dir(self) -> Path:
+        """Run folders (data, log, pid) of engine servers started by `healthgraph services start`."""
+        return self.data_dir / "servers"
+
+    def open_graph(self, onto: Any = None) -> Any:
+        """The configured graph store (embedded file or Neo4j server)."""
+        from graph import open_graph
+
+        if self.graph_engine == "neo4j":
+            auth = (self.neo4j_user, self.neo4j_password.get_secret_value() if self.neo4j_password else "") \
+                if self.neo4j_user else None
+            return open_graph(self.neo4j_uri, engine="neo4j", onto=onto, auth=auth, database=self.neo4j_database)
+        return open_graph(self.graph_path, engine="ladybug", onto=onto)
 
     @property
     def province_dir(self) -> Path:

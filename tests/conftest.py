@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,71 @@ def loaded(province: Path, tmp_path_factory: pytest.TempPathFactory, onto: Ontol
 @pytest.fixture(scope="session")
 def store(loaded: tuple[GraphStore, LoadReport, Path]) -> GraphStore:
     return loaded[0]
+
+
+# ---------------------------------------------------------------- engine servers
+# Tests that need Neo4j or OpenSearch get a real server started through services/servers (from
+# Maven Central jars), or the one named by HEALTHGRAPH_TEST_NEO4J_URI / _OPENSEARCH_URL. Without
+# Java or Maven they skip with the reason; with CI=true that is a failure, as is a server that
+# does not start (its log is in the message).
+
+def _engine_server(kind: str, env_var: str, factory: pytest.TempPathFactory, heap_mib: int | None = None):
+    from services import servers
+    from ontology.errors import ServerUnavailable
+
+    if os.environ.get(env_var):
+        yield os.environ[env_var]
+        return
+    missing = servers.requirements(kind)
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {missing}", pytrace=False)
+        pytest.skip(missing)
+    home = factory.mktemp(kind)
+    try:
+        server = servers.start(kind, home, port=servers.free_port(0), heap_mib=heap_mib)
+    except ServerUnavailable as exc:
+        pytest.fail(f"{kind} server did not start: {exc}", pytrace=False)
+    try:
+        yield server.url
+    finally:
+        servers.stop(kind, home)
+
+
+@pytest.fixture(scope="session")
+def neo4j_url(tmp_path_factory: pytest.TempPathFactory):
+    """Bolt URI of a real Neo4j 5.26 server for this test session."""
+    yield from _engine_server("neo4j", "HEALTHGRAPH_TEST_NEO4J_URI", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def neo4j_scratch_url(tmp_path_factory: pytest.TempPathFactory):
+    """A second, empty Neo4j server for tests that write (the loaded one stays as loaded)."""
+    yield from _engine_server("neo4j", "HEALTHGRAPH_TEST_NEO4J_SCRATCH_URI", tmp_path_factory, heap_mib=512)
+
+
+@pytest.fixture(scope="session")
+def opensearch_url(tmp_path_factory: pytest.TempPathFactory):
+    """HTTP URL of a real OpenSearch 2.19 node for this test session."""
+    yield from _engine_server("opensearch", "HEALTHGRAPH_TEST_OPENSEARCH_URL", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def query_args(truth: dict, province: Path) -> dict[str, dict]:
+    """Arguments for every named query in the catalog, taken from the generated province."""
+    import pandas as pd
+
+    enc = pd.read_parquet(province / "edges" / "of_patient.parquet").query("src_class == 'OutpatientEncounter'").iloc[0]
+    inst = pd.read_parquet(province / "nodes" / "Institution.parquet").iloc[0]
+    employer = pd.read_parquet(province / "edges" / "employed_by.parquet")["dst"].value_counts().index[0]
+    return {
+        "institutions_in_division": {"division_code": inst["division_code"], "cls": "Institution"},
+        "encounters_of_resident": {"resident_key": enc["dst"]},
+        "institutions_visited": {"resident_key": enc["dst"]},
+        "residents_in_division": {"code_prefix": "33"},
+        "practitioners_of_institution": {"institution_key": employer},
+        "diagnoses_by_code_prefix": {"prefix": "J"},
+        "units_of_donation": {"din": truth["positive_donor"]["donations"][0]},
+        "vaccinations_of_lot": {"lot": truth["aefi_cluster"]["lot"]},
+        "deliveries_of_lot": {"lot": truth["outbreak"]["source_lot"]},
+    }

@@ -55,20 +55,8 @@ def test_neighbours_and_paths(store: GraphStore) -> None:
         store.paths("Resident", "PHIS:000000000", max_hops=9)
 
 
-def test_every_named_query_runs(store: GraphStore, truth: dict, province: Path) -> None:
-    enc = pd.read_parquet(province / "edges" / "of_patient.parquet").query("src_class == 'OutpatientEncounter'").iloc[0]
-    inst = pd.read_parquet(province / "nodes" / "Institution.parquet").iloc[0]
-    args = {
-        "institutions_in_division": {"division_code": inst["division_code"], "cls": "Institution"},
-        "encounters_of_resident": {"resident_key": enc["dst"]},
-        "institutions_visited": {"resident_key": enc["dst"]},
-        "residents_in_division": {"code_prefix": "33"},
-        "practitioners_of_institution": {"institution_key": truth["outbreak"]["venues"][0]},
-        "diagnoses_by_code_prefix": {"prefix": "J"},
-        "units_of_donation": {"din": truth["positive_donor"]["donations"][0]},
-        "vaccinations_of_lot": {"lot": truth["aefi_cluster"]["lot"]},
-        "deliveries_of_lot": {"lot": truth["outbreak"]["source_lot"]},
-    }
+def test_every_named_query_runs(store: GraphStore, truth: dict, query_args: dict) -> None:
+    args = query_args
     assert set(args) == set(QUERIES), "every catalog query needs a test call"
     results = {name: store.query(name, **kw) for name, kw in args.items()}
     assert results["encounters_of_resident"] and results["institutions_visited"][0]["encounters"] >= 1

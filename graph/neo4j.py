@@ -1,0 +1,189 @@
+"""Neo4j 5 backend (official ``neo4j`` driver; extra ``healthgraph[neo4j]``).
+
+Each node carries one label, its ontology table root (``:Institution`` for a Hospital, whose
+``class`` property says Hospital), so the named queries read the same on both engines. Bulk
+writes are batched ``UNWIND $rows … MERGE`` on the key, run as managed transactions that the
+driver retries on transient errors (deadlocks, leader changes). Differences from LadybugDB
+that we measured are in docs/engines.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from graph.dialect import Neo4jDialect
+from graph.store import GraphStore
+from ontology.errors import GraphError, GraphUnavailable, TransactionFailed
+from ontology.model import Ontology
+
+try:
+    import neo4j
+    from neo4j.exceptions import DriverError, Neo4jError, ServiceUnavailable
+except ImportError:  # pragma: no cover - depends on the installed extras
+    neo4j = None
+
+BATCH_ROWS = 5_000
+"""Rows per UNWIND statement: large enough to amortise the round trip, small enough for a 1 GiB heap."""
+
+
+class Neo4jStore(GraphStore):
+    dialect = Neo4jDialect()
+
+    def __init__(self, uri: str, onto: Ontology, *, auth: tuple[str, str] | None = None,
+                 database: str = "neo4j") -> None:
+        if neo4j is None:
+            raise GraphError("the neo4j engine needs the driver: pip install 'healthgraph[neo4j]'")
+        super().__init__(onto)
+        self.uri, self.database = uri, database
+        self._driver = neo4j.GraphDatabase.driver(uri, auth=auth, notifications_min_severity="OFF")
+        try:
+            self._driver.verify_connectivity()
+        except (ServiceUnavailable, OSError, DriverError) as exc:
+            self._driver.close()
+            raise GraphUnavailable(f"cannot reach Neo4j at {uri}: {exc} — start it with "
+                                   "`healthgraph services start neo4j`", uri=uri) from exc
+        self._local = threading.local()
+        self.ensure_schema()
+
+    # ------------------------------------------------------------------ executor
+    @property
+    def _tx(self) -> Any:
+        return getattr(self._local, "tx", None)
+
+    def _run(self, statement: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        try:
+            if self._tx is not None:
+                result = self._tx.run(statement, params or {})
+                records, keys = list(result), result.keys()
+            else:
+                records, _, keys = self._driver.execute_query(statement, params or {}, database_=self.database)
+        except Neo4jError as exc:
+            raise GraphError(f"{exc.message} — in statement: {statement[:200]}", statement=statement[:500],
+                             neo4j_code=exc.code) from exc
+        except (ServiceUnavailable, DriverError, OSError) as exc:
+            raise GraphUnavailable(f"Neo4j at {self.uri} is unavailable: {exc}", uri=self.uri) from exc
+        rows = [{k: _native(r[k]) for k in keys} for r in records]
+        return pd.DataFrame(rows, columns=list(keys))
+
+    def _write_batches(self, statement: str, rows: list[dict[str, Any]]) -> None:
+        for start in range(0, len(rows), BATCH_ROWS):
+            chunk = rows[start:start + BATCH_ROWS]
+            if self._tx is not None:
+                self._tx.run(statement, rows=chunk).consume()
+                continue
+            try:
+                with self._driver.session(database=self.database) as session:
+                    session.execute_write(lambda tx, c=chunk: tx.run(statement, rows=c).consume())
+            except Neo4jError as exc:
+                raise GraphError(f"{exc.message} — in statement: {statement[:200]}", neo4j_code=exc.code) from exc
+            except (ServiceUnavailable, DriverError, OSError) as exc:
+                raise GraphUnavailable(f"Neo4j at {self.uri} is unavailable: {exc}", uri=self.uri) from exc
+
+    def ensure_schema(self) -> None:
+        with self._write_lock:
+            for stmt in self.dialect.schema_statements(self.onto):
+                self._run(stmt)
+            self._run("CALL db.awaitIndexes(300)")
+
+    def empty_tables(self) -> frozenset[str]:
+        # One statement of counts, each answered by Neo4j's count store in constant time.
+        # (db.labels() is no substitute: it also lists labels that only a constraint mentions.)
+        parts = [f"MATCH (n:{t}) RETURN '{t}' AS name, count(n) AS n" for t in self.onto.tables]
+        parts += [f"MATCH ()-[e:{e}]->() RETURN '{e}' AS name, count(e) AS n" for e in self.onto.edges]
+        df = self._run(" UNION ALL ".join(parts))  # a label with no nodes yields no row (name groups)
+        return frozenset(set(self.onto.tables) | set(self.onto.edges)) - set(df.loc[df["n"] > 0, "name"])
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._write_lock:
+            if self._tx is not None:  # nested: join the outer transaction
+                yield
+                return
+            session = self._driver.session(database=self.database)
+            tx = session.begin_transaction()
+            self._local.tx = tx
+            try:
+                yield
+            except BaseException:
+                tx.rollback()
+                raise
+            else:
+                try:
+                    tx.commit()
+                except Neo4jError as exc:
+                    raise TransactionFailed(f"commit failed: {exc.message}") from exc
+            finally:
+                self._local.tx = None
+                tx.close()
+                session.close()
+
+    def close(self) -> None:
+        self._driver.close()
+
+    def clear(self) -> None:
+        """Delete every node and edge (schema stays). For tests and re-seeding a scratch server."""
+        with self._write_lock, self._driver.session(database=self.database) as session:
+            # CALL … IN TRANSACTIONS runs only in an auto-commit transaction (session.run).
+            session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
+
+    # ------------------------------------------------------------------ bulk hooks
+    def _encode_nodes(self, table: str, rows: pd.DataFrame) -> list[dict[str, Any]]:
+        return _records(rows)
+
+    def _encode_edges(self, rows: pd.DataFrame) -> list[dict[str, Any]]:
+        return _records(rows[["src", "dst", "batch_id"]])
+
+    def _insert_nodes(self, table: str, payload: list[dict[str, Any]]) -> None:
+        self._write_batches(self.dialect.merge_nodes(table), payload)
+
+    def _update_nodes(self, table: str, payload: list[dict[str, Any]]) -> None:
+        self._write_batches(self.dialect.merge_nodes(table), payload)
+
+    def _insert_edges(self, edge: str, src_table: str, dst_table: str, payload: list[dict[str, Any]]) -> None:
+        self._write_batches(self.dialect.merge_edges(edge, src_table, dst_table), payload)
+
+
+def _records(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as driver-ready dicts: Python scalars, None for missing, dates as date, lists as lists."""
+    columns: dict[str, list[Any]] = {}
+    for name in rows.columns:
+        col = rows[name]
+        if col.dtype.kind == "M":
+            values = [None if pd.isna(v) else v.to_pydatetime() for v in col]
+            if str(col.dtype) == "datetime64[ms]":  # the ontology's xsd:date
+                values = [v.date() if v is not None else None for v in values]
+        elif col.dtype == object:
+            values = [_list_or_scalar(v) for v in col]
+        else:
+            values = col.astype(object).where(col.notna(), None).tolist()
+            values = [v.item() if isinstance(v, np.generic) else v for v in values]
+        columns[name] = values
+    names = list(columns)
+    return [dict(zip(names, vals, strict=True)) for vals in zip(*columns.values(), strict=True)]
+
+
+def _list_or_scalar(v: Any) -> Any:
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [str(x) for x in v]
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return None
+    return v
+
+
+def _native(v: Any) -> Any:
+    """Driver values as the Python values the embedded engine returns (dates, datetimes, dicts)."""
+    if isinstance(v, dict):
+        return {k: _native(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_native(x) for x in v]
+    if hasattr(v, "to_native"):
+        native = v.to_native()
+        return native.replace(tzinfo=None) if isinstance(native, dt.datetime) else native
+    return v

@@ -1,0 +1,247 @@
+"""Real engine servers on 127.0.0.1, fetched from Maven Central: Neo4j 5.26 and OpenSearch 2.19.
+
+Each server is a JVM started from jars that Maven resolves into its local cache (~/.m2) from the
+pom beside this file; nothing is bundled. A server lives in a run folder (data, log, pid file),
+listens on loopback only, is health-checked before ``start`` returns and is stopped with its
+whole process group::
+
+    healthgraph services start          # both, on the default ports
+    healthgraph services status
+    healthgraph services stop
+
+Without Java or Maven, ``start`` raises ``ServerUnavailable`` (HG-0501) saying what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from ontology.check import find_java
+from ontology.errors import ServerUnavailable
+
+HERE = Path(__file__).parent
+CLASSPATH_CACHE = Path.home() / ".cache" / "healthgraph" / "servers"
+"""Resolved classpaths (the jars themselves stay in Maven's local repository, ~/.m2)."""
+
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+"""Servers started by this process, kept so they can be reaped when stopped."""
+
+
+@dataclass(frozen=True)
+class ServerKind:
+    """How to run one engine: its pom, main class or launcher source, and how to tell it is up."""
+
+    name: str
+    java_major: int
+    default_port: int
+    heap_mib: int
+
+    @property
+    def pom(self) -> Path:
+        return HERE / self.name / "pom.xml"
+
+    def command(self, java: str, classpath: str, home: Path, port: int) -> list[str]:
+        heap = [f"-Xms{self.heap_mib}m", f"-Xmx{self.heap_mib}m"]
+        if self.name == "neo4j":
+            return [java, *heap, "-cp", classpath, str(HERE / "neo4j" / "Launcher.java"), str(home / "data"), str(port),
+                    "128"]
+        # The runner's HTTP port is its base port + 1; transport ports are chosen by the node.
+        return [java, *heap, "-cp", classpath, "org.codelibs.opensearch.runner.OpenSearchRunner",
+                "-basePath", str(home / "data"), "-numOfNode", "1", "-baseHttpPort", str(port - 1),
+                "-clusterName", "healthgraph"]
+
+    def url(self, port: int) -> str:
+        return f"bolt://127.0.0.1:{port}" if self.name == "neo4j" else f"http://127.0.0.1:{port}"
+
+    def healthy(self, port: int, home: Path) -> bool:
+        if self.name == "neo4j":  # the launcher prints its marker once the database is available
+            log = home / "server.log"
+            with socket.socket() as s:
+                s.settimeout(1)
+                listening = s.connect_ex(("127.0.0.1", port)) == 0
+            return listening and log.exists() and "HEALTHGRAPH-NEO4J READY" in log.read_text(errors="replace")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_cluster/health", timeout=2) as r:
+                return json.load(r).get("status") in ("green", "yellow")
+        except OSError:
+            return False
+
+
+KINDS = {
+    "neo4j": ServerKind("neo4j", java_major=17, default_port=7687, heap_mib=768),
+    "opensearch": ServerKind("opensearch", java_major=17, default_port=9200, heap_mib=512),
+}
+
+
+@dataclass
+class Server:
+    """A started (or found) server: where it listens, its pid and its log."""
+
+    kind: str
+    url: str
+    port: int
+    pid: int
+    home: Path
+
+    @property
+    def log(self) -> Path:
+        return self.home / "server.log"
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log.exists():
+            return "(no log)"
+        return "\n".join(self.log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+def classpath(kind: ServerKind, cache: Path) -> str:
+    """Resolve the server's jars with Maven (cached by the pom's hash); returns a Java classpath."""
+    digest = hashlib.sha256(kind.pom.read_bytes()).hexdigest()[:12]
+    out = cache / f"{kind.name}-{digest}.classpath"
+    if out.exists() and all(Path(p).exists() for p in out.read_text().split(os.pathsep)):
+        return out.read_text()
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise ServerUnavailable(f"{kind.name}: 未找到 Maven (Maven not found): install it (apt-get install maven)",
+                                server=kind.name)
+    cache.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([mvn, "-q", "-B", "-f", str(kind.pom), "dependency:build-classpath",
+                           f"-Dmdep.outputFile={out}"], capture_output=True, text=True, timeout=1200)
+    if proc.returncode != 0 or not out.exists():
+        raise ServerUnavailable(f"{kind.name}: Maven could not resolve the server jars:\n{proc.stdout[-2000:]}"
+                                f"{proc.stderr[-2000:]}", server=kind.name)
+    return out.read_text()
+
+
+def requirements(kind_name: str) -> str | None:
+    """Why this server cannot be started here (no Java, no Maven), or None when it can."""
+    kind = KINDS[kind_name]
+    if find_java(kind.java_major) is None:
+        return f"{kind_name} needs Java {kind.java_major}+ (未找到 Java / no Java found)"
+    if shutil.which("mvn") is None:
+        return f"{kind_name} needs Maven to fetch its jars (未找到 Maven / no Maven found)"
+    return None
+
+
+def start(kind_name: str, home: Path, *, port: int | None = None, cache: Path | None = None,
+          heap_mib: int | None = None, timeout: float = 180) -> Server:
+    """Start a server in ``home`` (data, log, pid file) and wait until it answers.
+
+    Reuses a server already running from the same folder. Raises ServerUnavailable with the log's
+    tail when it does not come up in time.
+    """
+    kind = KINDS[kind_name]
+    home = home.resolve()
+    running = status(kind_name, home)
+    if running is not None:
+        return running
+    java = find_java(kind.java_major)
+    if java is None:
+        raise ServerUnavailable(requirements(kind_name) or kind_name, server=kind_name)
+    cp = classpath(kind, cache or CLASSPATH_CACHE)
+    port = port or free_port(kind.default_port)
+    home.mkdir(parents=True, exist_ok=True)
+    if (home / "server.log").exists():  # keep the previous run's log for post-mortems
+        (home / "server.log").replace(home / "server.previous.log")
+    log = open(home / "server.log", "wb")  # noqa: SIM115 - handed to the child process
+    if heap_mib:
+        kind = ServerKind(kind.name, kind.java_major, kind.default_port, heap_mib)
+    proc = subprocess.Popen(kind.command(java, cp, home, port), cwd=home, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    log.close()
+    _CHILDREN[proc.pid] = proc
+    server = Server(kind_name, kind.url(port), port, proc.pid, home)
+    (home / "server.json").write_text(json.dumps({"kind": kind_name, "url": server.url, "port": port,
+                                                  "pid": proc.pid}), encoding="utf-8")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            _CHILDREN.pop(proc.pid, None)
+            _forget(home)
+            raise ServerUnavailable(f"{kind_name} exited with {proc.returncode}:\n{server.log_tail()}", server=kind_name)
+        if kind.healthy(port, home):
+            return server
+        time.sleep(0.5)
+    stop(kind_name, home)
+    raise ServerUnavailable(f"{kind_name} did not answer within {timeout:.0f} s:\n{server.log_tail()}",
+                            server=kind_name)
+
+
+def status(kind_name: str, home: Path) -> Server | None:
+    """The server running from ``home``, or None."""
+    meta = home / "server.json"
+    if not meta.exists():
+        return None
+    info = json.loads(meta.read_text(encoding="utf-8"))
+    if not _alive(info["pid"]):
+        _forget(home)
+        return None
+    return Server(kind_name, info["url"], info["port"], info["pid"], home.resolve())
+
+
+def stop(kind_name: str, home: Path, *, timeout: float = 60) -> bool:
+    """Stop the server running from ``home`` and every process it started; True if one was running."""
+    meta = home / "server.json"
+    if not meta.exists():
+        return False
+    pid = json.loads(meta.read_text(encoding="utf-8"))["pid"]
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.2)
+        if not _alive(pid):
+            break
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        child.wait(timeout=10)
+    _forget(home)
+    return True
+
+
+def free_port(preferred: int) -> int:
+    """``preferred`` when nothing listens there, otherwise a free loopback port."""
+    for candidate in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise ServerUnavailable("no free port on 127.0.0.1", server="")
+
+
+def _alive(pid: int) -> bool:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        return child.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return "zombie" not in _proc_state(pid)
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (OSError, IndexError):
+        return ""
+
+
+def _forget(home: Path) -> None:
+    (home / "server.json").unlink(missing_ok=True)

@@ -1,0 +1,161 @@
+"""One contract, two graph engines: the embedded LadybugDB store and a real Neo4j 5.26 server.
+
+The same generated province is validated and loaded into both; every named query and every
+read operation of the GraphStore protocol must give identical results (in order where the
+query has ORDER BY). Writes are checked on empty stores in test_graph_writes.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from graph import QUERIES, GraphStore, open_graph
+from ingest.load import LoadReport, load_folder
+from ontology import errors
+from ontology.model import Ontology
+
+
+@pytest.fixture(scope="module")
+def neo4j_loaded(neo4j_url: str, province: Path, onto: Ontology,
+                 tmp_path_factory: pytest.TempPathFactory) -> tuple[GraphStore, LoadReport]:
+    store = open_graph(neo4j_url, engine="neo4j", onto=onto)
+    store.clear()
+    report = load_folder(store, province, quarantine_root=tmp_path_factory.mktemp("neo4j-quarantine"))
+    yield store, report
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def engines(store: GraphStore, neo4j_loaded: tuple[GraphStore, LoadReport]) -> dict[str, GraphStore]:
+    return {"ladybug": store, "neo4j": neo4j_loaded[0]}
+
+
+def _same(engines: dict[str, GraphStore], call: Any, *, ordered: bool = True) -> Any:
+    """Run ``call`` on each engine; assert identical results; return the embedded engine's.
+
+    A batch's ``ingested_at`` is the one value that differs: each engine loaded at its own time.
+    """
+    results = {name: _without_load_time(call(s)) for name, s in engines.items()}
+    ladybug, neo4j = results["ladybug"], results["neo4j"]
+    if not ordered:
+        ladybug, neo4j = _canonical(ladybug), _canonical(neo4j)
+    assert ladybug == neo4j
+    return results["ladybug"]
+
+
+def _without_load_time(value: Any) -> Any:
+    if isinstance(value, dict) and value.get("class") == "IngestBatch":
+        return {k: v for k, v in value.items() if k != "ingested_at"}
+    return value
+
+
+def _canonical(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted(repr(sorted(r.items())) for r in rows)
+
+
+def test_both_engines_accept_and_quarantine_the_same_records(loaded, neo4j_loaded) -> None:
+    ladybug, neo4j = loaded[1], neo4j_loaded[1]
+    assert ladybug.totals() == neo4j.totals()
+    assert neo4j.totals()["quarantined"] > 0 and neo4j.reconciles
+    assert [(f.file, f.reasons) for f in ladybug.files] == [(f.file, f.reasons) for f in neo4j.files]
+
+
+def test_counts_per_class_and_edge_type(engines) -> None:
+    counts = _same(engines, lambda s: s.counts())
+    assert counts["Resident"] > 0 and counts["of_patient"] > 0
+
+
+@pytest.mark.parametrize("name", sorted(QUERIES))
+def test_named_query(engines, query_args: dict, name: str) -> None:
+    rows = _same(engines, lambda s: s.query(name, **query_args[name]), ordered=QUERIES[name].ordered)
+    assert rows, f"{name} returned nothing on the test data: choose arguments that exercise it"
+
+
+def test_every_named_query_is_in_the_contract(query_args: dict) -> None:
+    assert set(query_args) == set(QUERIES)
+
+
+@pytest.mark.parametrize("cls", ["Resident", "Hospital", "Diagnosis", "BloodUnit", "VaccineLot", "Practitioner",
+                                 "InstitutionLicense", "IngestBatch"])
+def test_get_returns_the_same_typed_node(engines, cls: str, onto: Ontology) -> None:
+    table = onto.cls(cls).table
+    key = engines["ladybug"]._run(f"MATCH (n:{table}) WHERE n.class IN $c RETURN n.key AS k ORDER BY k LIMIT 1",
+                                  {"c": sorted(onto.descendants(cls))})["k"].iat[0]
+    node = _same(engines, lambda s: s.get(cls, key))
+    assert node["key"] == key and node["class"] in onto.descendants(cls)
+
+
+def test_get_of_a_missing_node_fails_alike(engines, province: Path) -> None:
+    hospital = pd.read_parquet(province / "nodes" / "Institution.parquet").query("`class` == 'Hospital'")["uscc"].iat[0]
+    for s in engines.values():
+        with pytest.raises(errors.NodeNotFound):
+            s.get("Resident", "no-such-key")
+        with pytest.raises(errors.NodeNotFound):  # the key exists, as a Hospital, not a Pharmacy
+            s.get("Pharmacy", hospital)
+
+
+def test_dates_and_lists_come_back_as_python_values(engines) -> None:
+    node = _same(engines, lambda s: s.get("Resident", "PHIS:000000000"))
+    assert node["birth_date"].__class__.__name__ == "date"
+    _same(engines, lambda s: s.provenance(node["batch_id"]))
+    for s in engines.values():
+        assert s.provenance(node["batch_id"])["ingested_at"].__class__.__name__ == "datetime"
+
+
+@pytest.mark.parametrize("edge", [None, "of_patient", "resides_in"])
+def test_neighbours(engines, edge: str | None, query_args: dict) -> None:
+    patient = query_args["encounters_of_resident"]["resident_key"]
+    rows = _same(engines, lambda s: s.neighbours("Resident", patient, edge=edge, limit=50))
+    assert rows and all(r["direction"] in ("out", "in") for r in rows)
+
+
+@pytest.mark.parametrize("hops", [1, 2, 3, 4])
+def test_paths_do_not_repeat_edges_on_either_engine(engines, hops: int, truth: dict) -> None:
+    donor = truth["positive_donor"]["donations"][0]
+    rows = _same(engines, lambda s: s.paths("BloodDonation", donor, max_hops=hops, limit=500))
+    assert rows and max(r["hops"] for r in rows) <= hops
+
+
+@pytest.mark.parametrize("table", ["Resident", "Institution", "Encounter", "Division"])
+def test_hashes_and_classes_per_table(engines, table: str) -> None:
+    hashes = {n: s.node_hashes(table).sort_index() for n, s in engines.items()}
+    pd.testing.assert_series_equal(hashes["ladybug"], hashes["neo4j"], check_names=False)
+    classes = {n: s.node_classes(table).sort_index() for n, s in engines.items()}
+    pd.testing.assert_series_equal(classes["ladybug"], classes["neo4j"], check_names=False)
+    assert len(hashes["neo4j"]) > 0
+
+
+@pytest.mark.parametrize(("edge", "src", "dst"), [("of_patient", "Encounter", "Resident"),
+                                                  ("located_in", "Institution", "Division")])
+def test_edge_pairs(engines, edge: str, src: str, dst: str) -> None:
+    pairs = {n: s.edge_pairs(edge, src, dst).sort_values(["src", "dst"]).reset_index(drop=True)
+             for n, s in engines.items()}
+    pd.testing.assert_frame_equal(pairs["ladybug"], pairs["neo4j"])
+    assert len(pairs["neo4j"]) > 0
+
+
+def test_empty_tables(engines) -> None:
+    empty = _same(engines, lambda s: s.empty_tables())
+    assert "Resident" not in empty
+
+
+def test_parameter_errors_are_the_same(engines) -> None:
+    for s in engines.values():
+        with pytest.raises(errors.QueryParameterError, match="subclass"):
+            s.query("institutions_in_division", division_code="330106", cls="Resident")
+        with pytest.raises(errors.QueryParameterError):
+            s.paths("Resident", "PHIS:000000000", max_hops=5)
+        with pytest.raises(errors.UnknownQuery):
+            s.query("no_such_query")
+
+
+def test_reloading_writes_nothing_on_neo4j(neo4j_loaded, province: Path, tmp_path: Path) -> None:
+    store, first = neo4j_loaded
+    again = load_folder(store, province, quarantine_root=tmp_path / "q")
+    totals = again.totals()
+    assert totals["inserted"] == totals["updated"] == 0
+    assert totals["unchanged"] == first.totals()["inserted"]
