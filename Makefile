@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test install bench bench-1m check generate clean
+.PHONY: demo test install bench bench-1m bench-engines check generate services services-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ bench: install                 ## load benchmark at 100k residents
 
 bench-1m: install              ## load benchmark at 1M residents (several minutes)
 	$(BIN)/python benchmarks/bench_load.py --residents 1000000
+
+services: install               ## start Neo4j 5.26 and OpenSearch 2.19 on 127.0.0.1 (jars from Maven Central)
+	$(BIN)/healthgraph services start
+
+services-stop: install          ## stop them
+	$(BIN)/healthgraph services stop
+
+bench-engines: install         ## both graph engines and both search engines, side by side
+	$(BIN)/python benchmarks/bench_engines.py --residents 20000
 
 clean:
 	rm -rf var .pytest_cache

@@ -136,6 +136,15 @@ QUERIES: dict[str, NamedQuery] = {
             {"din": "string"}, ordered=True,
         ),
         NamedQuery(
+            "recipients_of_donor",
+            "献血者追溯 Lookback, five hops: a donor's donations → units → transfusions → recipients → their county",
+            """MATCH (d:Resident {key: $donor_key})<-[:of_patient]-(b:BloodDonation)<-[:derived_from]-(u:BloodUnit)
+                     <-[:of_unit]-(t:Transfusion)-[:of_patient]->(r:Resident)-[:resides_in]->(c:Division)
+               RETURN b.key AS donation, u.key AS unit, t.key AS transfusion, r.key AS recipient, c.code AS county
+               ORDER BY donation, unit, transfusion""",
+            {"donor_key": "string"}, ordered=True,
+        ),
+        NamedQuery(
             "vaccinations_of_lot",
             "批号接种 Vaccinations given from a vaccine lot, with adverse events",
             """MATCH (v:Vaccination)-[:with_lot]->(l:VaccineLot {key: $lot})

@@ -18,6 +18,10 @@ app = typer.Typer(help="HealthGraph 区域人口健康知识图谱 — regional 
                   no_args_is_help=True, pretty_exceptions_enable=False)
 ontology_app = typer.Typer(help="本体 The ontology: check and generate artefacts.", no_args_is_help=True)
 app.add_typer(ontology_app, name="ontology")
+services_app = typer.Typer(help="引擎服务 Neo4j and OpenSearch servers on 127.0.0.1, fetched from Maven Central.",
+                           no_args_is_help=True)
+app.add_typer(services_app, name="services")
+SERVER_NAMES = ("neo4j", "opensearch")
 console = Console()
 
 
@@ -206,6 +210,62 @@ def ontology_generate() -> None:
     onto = load_ontology()
     for path in write_artefacts(onto, schema_ddl(onto)):
         console.print(f"wrote {path}")
+
+
+def _server_names(names: list[str] | None) -> list[str]:
+    chosen = names or list(SERVER_NAMES)
+    unknown = [n for n in chosen if n not in SERVER_NAMES]
+    if unknown:
+        console.print(f"[red]unknown server {unknown[0]!r}[/] (valid: {', '.join(SERVER_NAMES)})")
+        raise typer.Exit(2)
+    return chosen
+
+
+ServerNames = Annotated[list[str] | None, typer.Argument(help="neo4j, opensearch (default: both)")]
+
+
+@services_app.command("start")
+def services_start(names: ServerNames = None) -> None:
+    """启动 Fetch (first time) and start the servers; wait until each answers."""
+    from services import servers
+
+    s = _settings()
+    for name in _server_names(names):
+        port = int((s.neo4j_uri if name == "neo4j" else s.opensearch_url).rsplit(":", 1)[1].split("/")[0])
+        with console.status(f"starting {name} (the first start fetches its jars from Maven Central)…"):
+            try:
+                server = servers.start(name, s.servers_dir / name, port=port)
+            except HealthGraphError as exc:
+                _fail(exc)
+                return
+        console.print(f"[green]✓[/] {name} {server.url} pid {server.pid} log {server.log}")
+    console.print("use them: HEALTHGRAPH_GRAPH=neo4j / HEALTHGRAPH_SEARCH=opensearch")
+
+
+@services_app.command("status")
+def services_status(names: ServerNames = None) -> None:
+    """状态 Which servers run, where, and their logs."""
+    from services import servers
+
+    s = _settings()
+    for name in _server_names(names):
+        server = servers.status(name, s.servers_dir / name)
+        if server is None:
+            why = servers.requirements(name)
+            console.print(f"[yellow]–[/] {name} not running" + (f" ({why})" if why else ""))
+        else:
+            console.print(f"[green]●[/] {name} {server.url} pid {server.pid} log {server.log}")
+
+
+@services_app.command("stop")
+def services_stop(names: ServerNames = None) -> None:
+    """停止 Stop the servers and every process they started."""
+    from services import servers
+
+    s = _settings()
+    for name in _server_names(names):
+        stopped = servers.stop(name, s.servers_dir / name)
+        console.print(f"{name}: {'stopped' if stopped else 'was not running'}")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -102,6 +102,8 @@ def query_args(truth: dict, province: Path) -> dict[str, dict]:
 
     enc = pd.read_parquet(province / "edges" / "of_patient.parquet").query("src_class == 'OutpatientEncounter'").iloc[0]
     inst = pd.read_parquet(province / "nodes" / "Institution.parquet").iloc[0]
+    donations = pd.read_parquet(province / "edges" / "of_patient.parquet").query("src_class == 'BloodDonation'")
+    donor = donations.set_index("src").loc[truth["positive_donor"]["donations"][0], "dst"]
     employer = pd.read_parquet(province / "edges" / "employed_by.parquet")["dst"].value_counts().index[0]
     return {
         "institutions_in_division": {"division_code": inst["division_code"], "cls": "Institution"},
@@ -110,6 +112,7 @@ def query_args(truth: dict, province: Path) -> dict[str, dict]:
         "residents_in_division": {"code_prefix": "33"},
         "practitioners_of_institution": {"institution_key": employer},
         "diagnoses_by_code_prefix": {"prefix": "J"},
+        "recipients_of_donor": {"donor_key": donor},
         "units_of_donation": {"din": truth["positive_donor"]["donations"][0]},
         "vaccinations_of_lot": {"lot": truth["aefi_cluster"]["lot"]},
         "deliveries_of_lot": {"lot": truth["outbreak"]["source_lot"]},

@@ -65,6 +65,8 @@ def test_every_named_query_runs(store: GraphStore, truth: dict, query_args: dict
     transfused = {r["unit"] for din in donor["donations"] for r in store.query("units_of_donation", din=din)
                   if r["recipient"]}
     assert transfused == set(donor["transfused_units"])
+    recipients = {r["recipient"] for r in results["recipients_of_donor"]}
+    assert recipients and {r["county"][:2] for r in results["recipients_of_donor"]} == {"33"}
     assert len(results["vaccinations_of_lot"]) >= len(truth["aefi_cluster"]["events"])
     assert len(results["deliveries_of_lot"]) == 1 + len(truth["outbreak"]["venues"])
 
