@@ -19,7 +19,7 @@ import pandas as pd
 
 from graph.catalog import named_query
 from graph.dialect import Dialect
-from ontology.errors import NodeNotFound, QueryParameterError
+from ontology.errors import NodeNotFound, QueryParameterError, did_you_mean
 from ontology.model import Ontology
 from ontology.validate import PANDAS_DTYPES, duplicated, edge_keys, plain
 
@@ -274,6 +274,34 @@ class GraphStore(ABC):
         df = self._run(f"MATCH (n:{self._table(table)}) RETURN n.key AS key, n.class AS class")
         return pd.Series(df["class"].to_numpy(), index=df["key"].to_numpy(), dtype="string") if len(df) else \
             pd.Series(dtype="string")
+
+    def nodes(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Every node of a table in one bulk read: ``key``, ``class`` and the given properties
+        (all of the table's properties by default), ordered by key."""
+        names = self._checked_columns(table, columns)
+        if table in self.empty_tables():
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in ["key", "class", *names]})
+        ret = ", ".join(f"n.{c} AS {c}" for c in ["key", "class", *names])
+        return self._plain_nodes(table, self._run(f"MATCH (n:{self._table(table)}) RETURN {ret} ORDER BY key"))
+
+    def _plain_nodes(self, table: str, df: pd.DataFrame) -> pd.DataFrame:
+        """Columns of plain Python values (None for missing), identical whatever the engine returned."""
+        props = self.onto.table_properties(self._table(table))
+        out = pd.DataFrame(index=range(len(df)))
+        for c in df.columns:
+            values = [plain(v) for v in df[c]]
+            if c in props and props[c].datatype == "integer":  # integer columns with nulls arrive as floats
+                values = [None if v is None else int(v) for v in values]
+            out[c] = pd.Series(values, dtype=object)
+        return out
+
+    def _checked_columns(self, table: str, columns: list[str] | None) -> list[str]:
+        props = self.onto.table_properties(self._table(table))
+        names = list(props) if columns is None else [c for c in columns if c not in ("key", "class")]
+        for c in names:
+            if c not in props:
+                raise QueryParameterError(f"'{table}' has no property '{c}' {did_you_mean(c, props)}", table=table)
+        return names
 
     def edge_pairs(self, edge: str, src_table: str, dst_table: str) -> pd.DataFrame:
         self.onto.edge(edge)

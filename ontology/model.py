@@ -85,6 +85,8 @@ class ClassDef:
     key: tuple[str, ...]
     required: frozenset[str]
     basis: str | None = None
+    searchable: bool = False
+    """Indexed for public search (directory and knowledge), minus its sensitive properties."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,11 @@ class Ontology:
     def tables(self) -> list[str]:
         """Table roots, in declaration-independent (sorted) order."""
         return sorted({c.table for c in self.classes.values()})
+
+    @property
+    def searchable_tables(self) -> list[str]:
+        """Table roots indexed for public search (``hg:searchable``)."""
+        return [t for t in self.tables if self.classes[t].searchable]
 
     def descendants(self, name: str) -> frozenset[str]:
         """The class and every subclass of it: asking for Institution includes Hospital."""
@@ -260,6 +267,7 @@ def build(world: owlready2.World, onto: owlready2.Ontology, graph: rdflib.Graph,
         classes[c.name] = ClassDef(
             name=c.name, parent=parents[0].name if parents else None, table=root.name, label=_label(c),
             key=keys.get(c.name, ()), required=required, basis=_annotation(world, c, "basis"),
+            searchable=str(_annotation(world, c, "searchable")).lower() == "true",
         )
         descendants[c.name] = frozenset(d.name for d in c.descendants())
         ancestors[c.name] = tuple(a.name for a in lineage)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import html
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import asdict
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +19,7 @@ from graph import QUERIES, GraphStore
 from ontology.errors import HealthGraphError, QueryParameterError
 from ontology.model import load_ontology
 from services.audit import AuditLog
+from services.directory import Directory
 from services.privacy import Guard, Viewer
 from services.records import Records
 from services.settings import Settings
@@ -50,7 +52,9 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
         own = store is None
         state["store"] = store or settings.open_graph(onto)
         state["records"] = Records(state["store"], Guard(onto), AuditLog(settings.audit_path))
+        state["directory"] = Directory.open(settings, state["store"])
         yield
+        state["directory"].close()
         if own:
             state["store"].close()
 
@@ -125,6 +129,28 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
         """One node by class and key (a class includes its subclasses); identifiers are masked."""
         return state["records"].get(cls, key, viewer(request))
 
+    @app.get("/search", tags=["search"])
+    def search_all(q: str = Query(..., min_length=1, description="检索词 words, Chinese or English"),
+                   size: int = Query(5, ge=1, le=50)) -> dict[str, Any]:
+        """检索 Directory and knowledge search: best hits per class (institutions, practitioners,
+        departments, diseases, symptoms, drugs, checks, vaccines, foods, divisions)."""
+        return state["directory"].search(q, size=size)
+
+    @app.get("/search/{table}", tags=["search"])
+    def search_table(table: str, q: str | None = None,
+                     filter: Annotated[list[str] | None, Query(description="field:value, repeatable")] = None,
+                     facet: Annotated[list[str] | None, Query(description="keyword fields to count")] = None,
+                     page: int = Query(1, ge=1), size: int = Query(10, ge=1, le=100)) -> dict[str, Any]:
+        """One class's index: BM25 ranking, keyword filters, facets, highlights, pages."""
+        filters: dict[str, list[str]] = {}
+        for f in filter or []:
+            name, sep, value = f.partition(":")
+            if not sep:
+                raise QueryParameterError(f"筛选应为 field:value — filter must be field:value, got {f!r}")
+            filters.setdefault(name, []).append(value)
+        result = state["directory"].search_table(table, q, filters=filters, facets=facet or [], page=page, size=size)
+        return asdict(result)
+
     @app.get("/queries", tags=["graph"])
     def queries() -> list[dict[str, Any]]:
         """The named-query catalog."""
@@ -151,6 +177,8 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
             "<body><h1>HealthGraph 区域人口健康知识图谱</h1>"
             f"<p>本体 ontology v{html.escape(onto.version)} · 引擎 engine {html.escape(settings.graph_engine)} · "
             "<a href='/docs'>API 文档 (OpenAPI)</a> · <a href='/stats'>统计 stats (JSON)</a></p>"
+            "<form action='/search'><input name='q' placeholder='检索 search: 医院, 儿科, 发热…' size='40'>"
+            " <button>检索 Search</button></form>"
             "<h2>图谱内容 What the graph holds</h2><table><tr><th>中文</th><th>English</th><th>name</th><th>count</th></tr>"
             f"{rows}</table></body></html>")
 

@@ -101,6 +101,59 @@ def _print_load(report: Any) -> None:
 
 
 @app.command()
+def index() -> None:
+    """建立检索索引 Build the search indexes of the directory and knowledge classes from the graph."""
+    from services.directory import Directory
+
+    s = _settings()
+    try:
+        store = s.open_graph()
+        try:
+            directory = Directory.open(s, store)
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                          TimeElapsedColumn(), console=console) as bar:
+                task = bar.add_task("indexing", total=None)
+                counts = directory.rebuild(store, progress=lambda name, i, n: bar.update(
+                    task, description=f"indexing {name}", completed=i, total=n))
+            directory.close()
+        finally:
+            store.close()
+    except HealthGraphError as exc:
+        _fail(exc)
+        return
+    console.print(f"[green]✓[/] {sum(counts.values()):,} documents on {s.search_engine}: "
+                  + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
+
+
+@app.command()
+def search(
+    words: Annotated[str, typer.Argument(help="检索词 what to look for")],
+    size: Annotated[int, typer.Option(help="Hits per class")] = 3,
+) -> None:
+    """检索 Search the directory and knowledge (run `healthgraph index` after loading)."""
+    from services.directory import Directory
+
+    s = _settings()
+    store = s.open_graph()
+    try:
+        directory = Directory.open(s, store)
+        try:
+            found = directory.search(words, size=size)
+        finally:
+            directory.close()
+    except HealthGraphError as exc:
+        _fail(exc)
+        return
+    finally:
+        store.close()
+    console.print(f"tokens: {' '.join(found['tokens'])}")
+    for group in found["groups"]:
+        console.print(f"[bold]{group['zh']} {group['en']}[/] ({group['total']:,})")
+        for hit in group["hits"]:
+            console.print(f"  {hit['score']:6.2f}  {hit['id']}  {hit['fields'].get('name', '')}")
+
+
+@app.command()
 def stats() -> None:
     """统计 Node counts per class and edge counts per type."""
     from ontology.model import load_ontology
@@ -179,6 +232,7 @@ def demo(
     else:
         generate(out=s.province_dir, residents=n, seed=s.seed, province="330000")
     load(s.province_dir)
+    index()
     stats()
     console.print(f"\nGround truth of planted scenarios: {s.province_dir / 'ground_truth.json'}")
     if not no_serve:

@@ -68,7 +68,7 @@ def _engine_server(kind: str, env_var: str, factory: pytest.TempPathFactory, hea
         pytest.skip(missing)
     home = factory.mktemp(kind)
     try:
-        server = servers.start(kind, home, port=servers.free_port(0), heap_mib=heap_mib)
+        server = servers.start(kind, home, port=servers.free_port(kind, 0 if kind == "neo4j" else None), heap_mib=heap_mib)
     except ServerUnavailable as exc:
         pytest.fail(f"{kind} server did not start: {exc}", pytrace=False)
     try:

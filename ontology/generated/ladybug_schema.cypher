@@ -1,7 +1,7 @@
 // GENERATED FROM THE ONTOLOGY — do not edit; run `healthgraph ontology generate`.
 // ontology: https://healthgraph.example/ontology
 // version: 0.1.0
-// source sha256: c707221c57b034a3257eb58615abdde635da2876559c1d4694801992a94e3afe
+// source sha256: 9445916966e4e45e49755a98992cb24f7254c907d00d6036ef49c5f736438d3e
 CREATE NODE TABLE IF NOT EXISTS AdverseEvent(key STRING, class STRING, category STRING, occurred_at TIMESTAMP, reported_at TIMESTAMP, serious BOOLEAN, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Alert(key STRING, class STRING, code STRING, message STRING, occurred_at TIMESTAMP, rule_id STRING, rule_version STRING, severity STRING, status STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Appointment(key STRING, class STRING, attendance STRING, occurred_at TIMESTAMP, slot_at TIMESTAMP, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));

@@ -1,7 +1,7 @@
 # GENERATED FROM THE ONTOLOGY — do not edit; run `healthgraph ontology generate`.
 # ontology: https://healthgraph.example/ontology
 # version: 0.1.0
-# source sha256: c707221c57b034a3257eb58615abdde635da2876559c1d4694801992a94e3afe
+# source sha256: 9445916966e4e45e49755a98992cb24f7254c907d00d6036ef49c5f736438d3e
 
 """Typed record classes generated from ontology/healthgraph.ttl."""
 

@@ -45,6 +45,8 @@ class ServerKind:
     java_major: int
     default_port: int
     heap_mib: int
+    ports: range | None = None
+    """Ports the server can listen on (None: any)."""
 
     @property
     def pom(self) -> Path:
@@ -79,7 +81,8 @@ class ServerKind:
 
 KINDS = {
     "neo4j": ServerKind("neo4j", java_major=17, default_port=7687, heap_mib=768),
-    "opensearch": ServerKind("opensearch", java_major=17, default_port=9200, heap_mib=512),
+    # The runner looks for its HTTP port between its base port and 9299 and gives up above that.
+    "opensearch": ServerKind("opensearch", java_major=17, default_port=9200, heap_mib=512, ports=range(9200, 9300)),
 }
 
 
@@ -148,13 +151,13 @@ def start(kind_name: str, home: Path, *, port: int | None = None, cache: Path | 
     if java is None:
         raise ServerUnavailable(requirements(kind_name) or kind_name, server=kind_name)
     cp = classpath(kind, cache or CLASSPATH_CACHE)
-    port = port or free_port(kind.default_port)
+    port = port or free_port(kind_name)
     home.mkdir(parents=True, exist_ok=True)
     if (home / "server.log").exists():  # keep the previous run's log for post-mortems
         (home / "server.log").replace(home / "server.previous.log")
     log = open(home / "server.log", "wb")  # noqa: SIM115 - handed to the child process
     if heap_mib:
-        kind = ServerKind(kind.name, kind.java_major, kind.default_port, heap_mib)
+        kind = ServerKind(kind.name, kind.java_major, kind.default_port, heap_mib, kind.ports)
     proc = subprocess.Popen(kind.command(java, cp, home, port), cwd=home, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     log.close()
@@ -211,16 +214,19 @@ def stop(kind_name: str, home: Path, *, timeout: float = 60) -> bool:
     return True
 
 
-def free_port(preferred: int) -> int:
-    """``preferred`` when nothing listens there, otherwise a free loopback port."""
-    for candidate in (preferred, 0):
+def free_port(kind_name: str, preferred: int | None = None) -> int:
+    """A free loopback port for this kind of server: ``preferred`` (default: the kind's usual port)
+    when nothing listens there, otherwise another one the server accepts."""
+    kind = KINDS[kind_name]
+    candidates = [preferred or kind.default_port, *(kind.ports or [0])]
+    for candidate in candidates:
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", candidate))
             except OSError:
                 continue
             return s.getsockname()[1]
-    raise ServerUnavailable("no free port on 127.0.0.1", server="")
+    raise ServerUnavailable(f"no free port on 127.0.0.1 for {kind_name}", server=kind_name)
 
 
 def _alive(pid: int) -> bool:

@@ -159,3 +159,22 @@ def test_reloading_writes_nothing_on_neo4j(neo4j_loaded, province: Path, tmp_pat
     totals = again.totals()
     assert totals["inserted"] == totals["updated"] == 0
     assert totals["unchanged"] == first.totals()["inserted"]
+
+
+@pytest.mark.parametrize(("table", "columns"), [("Institution", None), ("Resident", ["name", "id_number", "birth_date"]),
+                                                ("Diagnosis", ["icd10_code"])])
+def test_bulk_node_reads(engines, table: str, columns: list[str] | None) -> None:
+    frames = {n: s.nodes(table, columns) for n, s in engines.items()}
+    pd.testing.assert_frame_equal(frames["ladybug"], frames["neo4j"])
+    assert len(frames["neo4j"]) == sum(v for k, v in engines["ladybug"].counts().items()
+                                       if k in engines["ladybug"].onto.descendants(table))
+
+
+def test_bulk_reads_keep_nulls_in_place(engines) -> None:
+    # Some generated residents have no id number: the bulk read must not shift later columns.
+    frames = {n: s.nodes("Resident", ["id_number", "name"]) for n, s in engines.items()}
+    pd.testing.assert_frame_equal(frames["ladybug"], frames["neo4j"])
+    assert frames["neo4j"]["id_number"].isna().any() and frames["neo4j"]["name"].notna().all()
+    for s in engines.values():
+        with pytest.raises(errors.QueryParameterError, match="did you mean 'name'"):
+            s.nodes("Resident", ["nmae"])

@@ -23,6 +23,47 @@ def client(loaded: tuple[GraphStore, LoadReport, Path], tmp_path_factory: pytest
         yield c
 
 
+@pytest.fixture(scope="module")
+def indexed(client: TestClient, store: GraphStore) -> dict[str, int]:
+    from services.directory import Directory
+
+    directory = Directory.open(client.settings, store)  # type: ignore[attr-defined]
+    try:
+        return directory.rebuild(store)
+    finally:
+        directory.close()
+
+
+def test_search_finds_an_institution_by_its_name(client: TestClient, indexed: dict[str, int], province: Path) -> None:
+    import pandas as pd
+
+    hospital = pd.read_parquet(province / "nodes" / "Institution.parquet").query("`class` == 'Hospital'").iloc[0]
+    found = client.get("/search", params={"q": hospital["name"]}).json()
+    institutions = next(g for g in found["groups"] if g["table"] == "Institution")
+    assert institutions["hits"][0]["id"] == hospital["uscc"]
+    assert "<em>" in next(iter(institutions["hits"][0]["highlights"].values()))
+    assert indexed["Institution"] == len(pd.read_parquet(province / "nodes" / "Institution.parquet").drop_duplicates("uscc"))
+
+
+def test_search_one_class_with_filters_facets_and_pages(client: TestClient, indexed: dict[str, int]) -> None:
+    everything = client.get("/search/Institution", params={"q": "医院", "facet": "division_code", "size": 5}).json()
+    assert everything["total"] > 5 and len(everything["hits"]) == 5
+    code, n = next(iter(everything["facets"]["division_code"].items()))
+    only = client.get("/search/Institution", params={"q": "医院", "filter": f"division_code:{code}", "size": 100}).json()
+    assert only["total"] == n and all(h["fields"]["division_code"] == code for h in only["hits"])
+    second = client.get("/search/Institution", params={"q": "医院", "page": 2, "size": 5}).json()
+    assert not {h["id"] for h in second["hits"]} & {h["id"] for h in everything["hits"]}
+
+
+def test_search_never_reaches_residents_or_sensitive_fields(client: TestClient, indexed: dict[str, int]) -> None:
+    assert "Resident" not in indexed
+    r = client.get("/search/Resident", params={"q": "王"})
+    assert r.status_code == 422 and r.json()["code"] == "HG-0503"
+    practitioners = client.get("/search/Practitioner", params={"size": 3}).json()
+    assert practitioners["hits"] and all("id_number" not in h["fields"] and "phone" not in h["fields"]
+                                         for h in practitioners["hits"])
+
+
 def test_health_and_openapi(client: TestClient) -> None:
     assert client.get("/health").json()["status"] == "ok"
     spec = client.get("/openapi.json").json()

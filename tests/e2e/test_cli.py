@@ -39,11 +39,23 @@ def test_generate_load_stats_query(env: Path) -> None:
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
     assert rows and all(row["code"].startswith("33") for row in rows)
+    r = runner.invoke(app, ["index"])
+    assert r.exit_code == 0, r.output
+    assert "documents on tantivy" in flat(r.output) and "Institution" in r.output
+    r = runner.invoke(app, ["search", "医院"])
+    assert r.exit_code == 0, r.output
+    assert "医疗机构" in r.output or "Institution" in r.output
 
 
 def test_unknown_query_exits_with_its_code(env: Path) -> None:
     r = runner.invoke(app, ["query", "residnts_in_division"])
     assert r.exit_code == 2 and "HG-0202" in flat(r.output)
+
+
+def test_services_status_names_each_server(env: Path) -> None:
+    r = runner.invoke(app, ["services", "status"])
+    assert r.exit_code == 0 and "neo4j" in r.output and "opensearch" in r.output
+    assert runner.invoke(app, ["services", "status", "mysql"]).exit_code == 2
 
 
 def test_ontology_check(env: Path) -> None:
