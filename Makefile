@@ -41,6 +41,7 @@ services-stop: install          ## stop them
 
 bench-engines: install         ## both graph engines and both search engines, side by side
 	$(BIN)/python benchmarks/bench_engines.py --residents 20000
+	$(BIN)/python benchmarks/bench_search.py --docs 100000
 
 clean:
 	rm -rf var .pytest_cache

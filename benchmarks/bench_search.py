@@ -81,7 +81,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--batch", type=int, default=5_000)
     ap.add_argument("--seed", type=int, default=3)
-    ap.add_argument("--opensearch-url", default=None)
+    ap.add_argument("--opensearch-url", default=None,
+                    help="a running node; without it one is started here (services/servers) when Java is present")
     args = ap.parse_args()
 
     from search import default_analyzer
@@ -99,12 +100,27 @@ def main() -> None:
         results["tantivy"] = run("tantivy", docs, qs, args.batch, path=tmp)
     if args.opensearch_url:
         results["opensearch"] = run("opensearch", docs, qs, args.batch, url=args.opensearch_url)
+    else:
+        from services import servers
+
+        missing = servers.requirements("opensearch")
+        if missing:
+            print(f"  OpenSearch skipped: {missing}")
+        else:
+            with tempfile.TemporaryDirectory() as home:
+                node = servers.start("opensearch", Path(home), port=servers.free_port("opensearch"))
+                try:
+                    results["opensearch"] = run("opensearch", docs, qs, args.batch, url=node.url)
+                finally:
+                    servers.stop("opensearch", Path(home))
     print(f"  {'engine':<12}{'index s':>10}{'docs/s':>12}{'query p50 ms':>15}{'query p95 ms':>15}")
     for name, r in results.items():
         print(f"  {name:<12}{r['index_seconds']:>10.1f}{r['docs_per_s']:>12,.0f}{r['p50_ms']:>15.2f}{r['p95_ms']:>15.2f}")
     if len(results) == 2:
         same = results["tantivy"]["totals"] == results["opensearch"]["totals"]
         print(f"  same totals on both engines for every query: {same}")
+        print(f"  tantivy / OpenSearch: index rate {results['tantivy']['docs_per_s'] / results['opensearch']['docs_per_s']:.2f}×,"
+              f" query p95 {results['opensearch']['p95_ms'] / results['tantivy']['p95_ms']:.1f}× faster")
     for r in results.values():
         r.pop("totals")
     RESULTS.mkdir(exist_ok=True)
