@@ -145,6 +145,47 @@ QUERIES: dict[str, NamedQuery] = {
             {"donor_key": "string"}, ordered=True,
         ),
         NamedQuery(
+            "donor_of_donation",
+            "献血者 The donor record and date of a donation (by DIN)",
+            """MATCH (b:BloodDonation {key: $din})-[:of_patient]->(d:Resident)
+               RETURN d.key AS donor, b.key AS donation, b.occurred_at AS donated_at, b.screening AS screening""",
+            {"din": "string"},
+        ),
+        NamedQuery(
+            "donations_of_donor",
+            "献血记录 Every donation of a donor record, oldest first",
+            """MATCH (b:BloodDonation)-[:of_patient]->(d:Resident {key: $donor_key})
+               RETURN b.key AS donation, b.occurred_at AS donated_at, b.screening AS screening
+               ORDER BY donated_at, donation""",
+            {"donor_key": "string"}, ordered=True,
+        ),
+        NamedQuery(
+            "units_and_recipients",
+            "血液去向 Units of donations, where they are, their transfusions, recipients and reactions",
+            """MATCH (u:BloodUnit)-[:derived_from]->(b:BloodDonation)
+               WHERE b.key IN $donations
+               OPTIONAL MATCH (u)-[:stored_at]->(s:Institution)
+               OPTIONAL MATCH (t:Transfusion)-[:of_unit]->(u)
+               OPTIONAL MATCH (t)-[:of_patient]->(r:Resident)
+               OPTIONAL MATCH (x:TransfusionReaction)-[:reaction_to]->(t)
+               RETURN b.key AS donation, u.key AS unit, u.component AS component, u.status AS status,
+                      u.expires_on AS expires_on, s.key AS stored_at, t.key AS transfusion,
+                      t.occurred_at AS transfused_at, r.key AS recipient, x.key AS reaction,
+                      x.reaction_type AS reaction_type, x.serious AS serious""",
+            {"donations": "strings"},
+        ),
+        NamedQuery(
+            "transfusions_of_recipient",
+            "输血溯源 A recipient's transfusions back to units, donations and donors, with reactions",
+            """MATCH (r:Resident {key: $recipient_key})<-[:of_patient]-(t:Transfusion)-[:of_unit]->(u:BloodUnit)
+                     -[:derived_from]->(b:BloodDonation)-[:of_patient]->(d:Resident)
+               OPTIONAL MATCH (x:TransfusionReaction)-[:reaction_to]->(t)
+               RETURN t.key AS transfusion, t.occurred_at AS transfused_at, u.key AS unit, u.component AS component,
+                      b.key AS donation, b.occurred_at AS donated_at, d.key AS donor, x.key AS reaction,
+                      x.reaction_type AS reaction_type, x.serious AS serious""",
+            {"recipient_key": "string"},
+        ),
+        NamedQuery(
             "vaccinations_of_lot",
             "批号接种 Vaccinations given from a vaccine lot, with adverse events",
             """MATCH (v:Vaccination)-[:with_lot]->(l:VaccineLot {key: $lot})

@@ -5,6 +5,7 @@ Errors are JSON with a stable code: ``{"code": "HG-0205", "title": ..., "message
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 from graph import QUERIES, GraphStore
 from ontology.errors import HealthGraphError, QueryParameterError
 from ontology.model import load_ontology
+from services import blood_safety
 from services.audit import AuditLog
 from services.directory import Directory
 from services.privacy import Guard, Viewer
@@ -150,6 +152,22 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
             filters.setdefault(name, []).append(value)
         result = state["directory"].search_table(table, q, filters=filters, facets=facet or [], page=page, size=size)
         return asdict(result)
+
+    @app.get("/trace/blood/lookback/{din}", tags=["traceability"])
+    def blood_lookback(din: str, request: Request, as_of: dt.date | None = None,
+                       months: int = Query(blood_safety.LOOKBACK_MONTHS, ge=1, le=120)) -> dict[str, Any]:
+        """献血者追溯 Lookback from a reactive donation: earlier donations in the window, each unit
+        and what to do with it (quarantine first), recipients to notify, reactions."""
+        found = state["records"].trace(viewer(request), "lookback", "BloodDonation", din,
+                                       lambda: blood_safety.lookback(state["store"], din, as_of=as_of, months=months))
+        return found.to_dict()
+
+    @app.get("/trace/blood/traceback/{recipient:path}", tags=["traceability"])
+    def blood_traceback(recipient: str, request: Request, as_of: dt.date | None = None) -> dict[str, Any]:
+        """受血者溯源 Traceback from a recipient: transfusions → units → donations → donors, with
+        each donor's other recipients."""
+        return state["records"].trace(viewer(request), "traceback", "Resident", recipient,
+                                      lambda: blood_safety.traceback(state["store"], recipient, as_of=as_of))
 
     @app.get("/queries", tags=["graph"])
     def queries() -> list[dict[str, Any]]:

@@ -22,6 +22,8 @@ services_app = typer.Typer(help="引擎服务 Neo4j and OpenSearch servers on 12
                            no_args_is_help=True)
 app.add_typer(services_app, name="services")
 SERVER_NAMES = ("neo4j", "opensearch")
+trace_app = typer.Typer(help="追溯 Traceability for investigators: blood lookback and traceback.", no_args_is_help=True)
+app.add_typer(trace_app, name="trace")
 console = Console()
 
 
@@ -264,6 +266,70 @@ def ontology_generate() -> None:
     onto = load_ontology()
     for path in write_artefacts(onto, schema_ddl(onto)):
         console.print(f"wrote {path}")
+
+
+AsOf = Annotated[str | None, typer.Option("--as-of", help="Judge expiry on this date (YYYY-MM-DD; default today)")]
+
+
+@trace_app.command("lookback")
+def trace_lookback(
+    din: Annotated[str, typer.Argument(help="DIN of the reactive donation")],
+    as_of: AsOf = None,
+    months: Annotated[int, typer.Option(help="Look-back window in months")] = 12,
+) -> None:
+    """献血者追溯 Earlier donations in the window, each unit and what to do with it, recipients."""
+    import datetime as dt
+
+    from services.blood_safety import lookback
+
+    s = _settings()
+    store = s.open_graph()
+    try:
+        found = lookback(store, din, as_of=dt.date.fromisoformat(as_of) if as_of else None, months=months)
+    except HealthGraphError as exc:
+        _fail(exc)
+        return
+    finally:
+        store.close()
+    console.print(f"donor {found.donor} · reactive {found.index_donation} at {found.reactive_at:%Y-%m-%d} · window from "
+                  f"{found.window_from:%Y-%m-%d} · quarantine by {found.quarantine_by} · {found.basis}")
+    table = Table(title="血液去向 units")
+    for col in ("unit", "component", "status", "expires", "action", "recipients"):
+        table.add_column(col)
+    for u in found.units:
+        table.add_row(u.unit, u.component or "", u.status or "", str(u.expires_on or ""), u.action,
+                      " ".join(t["recipient"] or "" for t in u.transfusions))
+    console.print(table)
+    console.print(f"quarantine first: {', '.join(u.unit for u in found.quarantine_first) or '—'}")
+
+
+@trace_app.command("traceback")
+def trace_traceback(
+    recipient: Annotated[str, typer.Argument(help="Resident record key of the recipient")],
+    as_of: AsOf = None,
+) -> None:
+    """受血者溯源 Transfusions → units → donations → donors, and each donor's other recipients."""
+    import datetime as dt
+
+    from services.blood_safety import traceback
+
+    s = _settings()
+    store = s.open_graph()
+    try:
+        found = traceback(store, recipient, as_of=dt.date.fromisoformat(as_of) if as_of else None)
+    except HealthGraphError as exc:
+        _fail(exc)
+        return
+    finally:
+        store.close()
+    for t in found["transfusions"]:
+        reactions = ", ".join(r["type"] for r in t["reactions"]) or "none"
+        console.print(f"{t['transfused_at']:%Y-%m-%d} {t['unit']} ← {t['donation']} ← donor {t['donor']} · "
+                      f"reactions: {reactions}")
+    for d in found["donors"]:
+        others = ", ".join(o["recipient"] for o in d["other_recipients"]) or "none"
+        console.print(f"donor {d['donor']}: {len(d['donations'])} donations, {len(d['units'])} units, "
+                      f"other recipients: {others}")
 
 
 def _server_names(names: list[str] | None) -> list[str]:

@@ -45,3 +45,14 @@ class Records:
     def paths(self, cls: str, key: str, viewer: Viewer, *, max_hops: int = 2, limit: int = 100) -> list[dict[str, Any]]:
         return self._audited(viewer, "paths", cls, key,
                              lambda: self.store.paths(cls, key, max_hops=max_hops, limit=limit))
+
+    def trace(self, viewer: Viewer, kind: str, cls: str, key: str, fn: Any) -> Any:
+        """An investigation that reads linked personal data (lookback, traceback): audited like a read
+        whatever its starting node; the result names records by key only, never their identifiers."""
+        try:
+            result = fn()
+        except HealthGraphError as exc:
+            self.audit.record(viewer, f"trace:{kind}", f"{cls}/{key}", "failure", code=exc.code)
+            raise
+        self.audit.record(viewer, f"trace:{kind}", f"{cls}/{key}", "success")
+        return result

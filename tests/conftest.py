@@ -104,6 +104,10 @@ def query_args(truth: dict, province: Path) -> dict[str, dict]:
     inst = pd.read_parquet(province / "nodes" / "Institution.parquet").iloc[0]
     donations = pd.read_parquet(province / "edges" / "of_patient.parquet").query("src_class == 'BloodDonation'")
     donor = donations.set_index("src").loc[truth["positive_donor"]["donations"][0], "dst"]
+    of_unit = pd.read_parquet(province / "edges" / "of_unit.parquet")
+    transfusion = of_unit.set_index("dst").loc[truth["positive_donor"]["transfused_units"][0], "src"]
+    of_patient = pd.read_parquet(province / "edges" / "of_patient.parquet")
+    recipient = of_patient.set_index("src").loc[transfusion, "dst"]
     employer = pd.read_parquet(province / "edges" / "employed_by.parquet")["dst"].value_counts().index[0]
     return {
         "institutions_in_division": {"division_code": inst["division_code"], "cls": "Institution"},
@@ -113,6 +117,10 @@ def query_args(truth: dict, province: Path) -> dict[str, dict]:
         "practitioners_of_institution": {"institution_key": employer},
         "diagnoses_by_code_prefix": {"prefix": "J"},
         "recipients_of_donor": {"donor_key": donor},
+        "donor_of_donation": {"din": truth["positive_donor"]["reactive_donation"]},
+        "donations_of_donor": {"donor_key": donor},
+        "units_and_recipients": {"donations": truth["positive_donor"]["donations"]},
+        "transfusions_of_recipient": {"recipient_key": recipient},
         "units_of_donation": {"din": truth["positive_donor"]["donations"][0]},
         "vaccinations_of_lot": {"lot": truth["aefi_cluster"]["lot"]},
         "deliveries_of_lot": {"lot": truth["outbreak"]["source_lot"]},

@@ -131,3 +131,21 @@ def test_ontology_endpoints(client: TestClient) -> None:
 def test_console_page_lists_counts_in_chinese_and_english(client: TestClient) -> None:
     page = client.get("/").text
     assert "居民" in page and "Resident" in page and "/docs" in page
+
+
+def test_blood_lookback_and_traceback_over_http_are_audited(client: TestClient, truth: dict, query_args: dict) -> None:
+    donor = truth["positive_donor"]
+    r = client.get(f"/trace/blood/lookback/{donor['reactive_donation']}", params={"as_of": "2026-01-01"},
+                   headers={"x-healthgraph-user": "investigator-7"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert {x["unit"] for x in body["recipients"]} == set(donor["transfused_units"])
+    assert body["quarantine_by"] and body["basis"].startswith("look-back window")
+    recipient = query_args["transfusions_of_recipient"]["recipient_key"]
+    back = client.get(f"/trace/blood/traceback/{recipient}", headers={"x-healthgraph-user": "investigator-7"}).json()
+    assert any(t["donation"] in donor["donations"] for t in back["transfusions"])
+    missing = client.get("/trace/blood/lookback/Z999925999999", headers={"x-healthgraph-user": "investigator-7"})
+    assert missing.status_code == 404 and missing.json()["code"] == "HG-0205"
+    events = [e for e in AuditLog(client.settings.audit_path).events() if e["agent"]["who"] == "investigator-7"]
+    assert [(e["action"], e["outcome"]) for e in events] == [
+        ("trace:lookback", "success"), ("trace:traceback", "success"), ("trace:lookback", "failure")]

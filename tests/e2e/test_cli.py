@@ -39,6 +39,12 @@ def test_generate_load_stats_query(env: Path) -> None:
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
     assert rows and all(row["code"].startswith("33") for row in rows)
+    truth = json.loads((env / "province" / "ground_truth.json").read_text(encoding="utf-8"))
+    r = runner.invoke(app, ["trace", "lookback", truth["positive_donor"]["reactive_donation"], "--as-of", "2026-01-01"])
+    assert r.exit_code == 0, r.output
+    out = flat(r.output)
+    assert f"reactive {truth['positive_donor']['reactive_donation']}" in out and "quarantine first:" in out
+    assert runner.invoke(app, ["trace", "lookback", "Z999925999999"]).exit_code == 2
     r = runner.invoke(app, ["index"])
     assert r.exit_code == 0, r.output
     assert "documents on tantivy" in flat(r.output) and "Institution" in r.output

@@ -1,0 +1,71 @@
+"""Lookback and traceback on the generated province, checked against its ground truth."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from graph import GraphStore
+from ontology.errors import NodeNotFound
+from services.blood_safety import LOOKBACK_MONTHS, lookback, traceback
+
+AS_OF = dt.date(2026, 1, 1)  # the generator's as-of date (manifest.json)
+
+
+@pytest.fixture(scope="module")
+def person_of(province: Path) -> dict[str, str]:
+    records = pd.read_parquet(province / "truth" / "person_records.parquet")
+    return dict(zip(records["key"], records["person"], strict=True))
+
+
+def test_lookback_finds_every_recipient_of_the_positive_donor(store: GraphStore, truth: dict, person_of) -> None:
+    donor = truth["positive_donor"]
+    found = lookback(store, donor["reactive_donation"], as_of=AS_OF)
+    assert [d["donation"] for d in found.donations] == donor["donations"]
+    assert {u.unit for u in found.units} == set(donor["units"])
+    assert {r["unit"] for r in found.recipients} == set(donor["transfused_units"])
+    assert sorted(person_of[r["recipient"]] for r in found.recipients) == sorted(donor["recipients"])
+    assert found.quarantine_by == found.reactive_at.date() + dt.timedelta(days=3)
+
+
+def test_lookback_says_what_to_do_with_each_unit(store: GraphStore, truth: dict) -> None:
+    donor = truth["positive_donor"]
+    found = lookback(store, donor["reactive_donation"], as_of=AS_OF)
+    actions = {u.unit: u.action for u in found.units}
+    reactive_units = {u.unit for u in found.units if u.donation == donor["reactive_donation"]}
+    assert reactive_units and all(actions[u] == "held" for u in reactive_units)
+    assert all(actions[u] == "notify recipient" for u in donor["transfused_units"])
+    for u in found.quarantine_first:  # in date on the as-of day and never transfused
+        assert u.expires_on >= AS_OF and not u.transfusions
+    dates = [u.expires_on for u in found.quarantine_first]
+    assert dates == sorted(dates)
+
+
+def test_the_window_excludes_older_donations(store: GraphStore, truth: dict) -> None:
+    donor = truth["positive_donor"]
+    short = lookback(store, donor["reactive_donation"], as_of=AS_OF, months=1)
+    assert [d["donation"] for d in short.donations] == [donor["reactive_donation"]]
+    assert LOOKBACK_MONTHS == 12
+
+
+def test_traceback_from_a_recipient_reaches_the_donor_and_the_other_recipients(
+        store: GraphStore, truth: dict, query_args: dict, person_of) -> None:
+    donor = truth["positive_donor"]
+    recipient = query_args["transfusions_of_recipient"]["recipient_key"]
+    found = traceback(store, recipient, as_of=AS_OF)
+    assert any(t["donation"] in donor["donations"] for t in found["transfusions"])
+    traced = next(d for d in found["donors"] if person_of[d["donor"]] == donor["person"])
+    assert [d["donation"] for d in traced["donations"]] == donor["donations"]
+    others = {person_of[o["recipient"]] for o in traced["other_recipients"]}
+    assert others == set(donor["recipients"]) - {person_of[recipient]}
+
+
+def test_unknown_starting_points_fail_with_a_code(store: GraphStore) -> None:
+    with pytest.raises(NodeNotFound) as exc:
+        lookback(store, "Z999925999999")
+    assert exc.value.code == "HG-0205"
+    with pytest.raises(NodeNotFound):
+        traceback(store, "PHIS:no-such-record")
