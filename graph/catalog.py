@@ -56,6 +56,10 @@ class NamedQuery:
                 value = int(value)
             if ptype == "date" and isinstance(value, str):
                 value = _parse(dt.date.fromisoformat, value, pname, self.name)
+            if ptype == "dateTime" and isinstance(value, str):
+                value = _parse(dt.datetime.fromisoformat, value, pname, self.name)
+            if ptype == "dateTime" and type(value) is dt.date:
+                value = dt.datetime.combine(value, dt.time())
             if not isinstance(value, _PARAM_TYPES[ptype]) or (ptype == "integer" and isinstance(value, bool)):
                 raise QueryParameterError(f"'{pname}' must be {ptype}, got {value!r}", query=self.name)
             bound[pname] = list(value) if ptype == "strings" else value
@@ -184,6 +188,69 @@ QUERIES: dict[str, NamedQuery] = {
                       b.key AS donation, b.occurred_at AS donated_at, d.key AS donor, x.key AS reaction,
                       x.reaction_type AS reaction_type, x.serious AS serious""",
             {"recipient_key": "string"},
+        ),
+        NamedQuery(
+            "cases_by_diagnosis",
+            "病例 Resident records diagnosed with an ICD-10 code in a period (encounter date)",
+            """MATCH (g:Diagnosis)-[:in_encounter]->(e:Encounter)-[:of_patient]->(r:Resident)
+               WHERE g.icd10_code = $icd10 AND e.occurred_at >= $since AND e.occurred_at < $until
+               RETURN DISTINCT r.key AS resident""",
+            {"icd10": "string", "since": "dateTime", "until": "dateTime"},
+        ),
+        NamedQuery(
+            "records_sharing_id_number",
+            "同一身份证号的档案 Other resident records carrying the same resident id number",
+            """MATCH (r:Resident), (o:Resident)
+               WHERE r.key IN $residents AND r.id_number IS NOT NULL AND o.id_number = r.id_number
+               RETURN r.key AS resident, o.key AS record""",
+            {"residents": "strings"},
+        ),
+        NamedQuery(
+            "exposures_of_residents",
+            "暴露史 Meals and exposures of residents: where, when, and the lot when known",
+            """MATCH (x:Exposure)-[:of_patient]->(r:Resident)
+               WHERE r.key IN $residents
+               OPTIONAL MATCH (x)-[:at_institution]->(v:Institution)
+               OPTIONAL MATCH (x)-[:exposed_to]->(l:FoodLot)
+               RETURN r.key AS resident, x.key AS exposure, x.occurred_at AS occurred_at, v.key AS venue,
+                      l.key AS lot""",
+            {"residents": "strings"},
+        ),
+        NamedQuery(
+            "exposures_to_lots",
+            "批次暴露 Residents recorded as exposed to any of some food lots",
+            """MATCH (x:Exposure)-[:exposed_to]->(l:FoodLot), (x)-[:of_patient]->(r:Resident)
+               WHERE l.key IN $lots
+               RETURN r.key AS resident, x.key AS exposure, x.occurred_at AS occurred_at, l.key AS lot""",
+            {"lots": "strings"},
+        ),
+        NamedQuery(
+            "samples_of_lots",
+            "抽检结果 Food samples taken from lots, with the laboratory result",
+            """MATCH (s:FoodSample)-[:sample_of]->(l:FoodLot)
+               WHERE l.key IN $lots
+               RETURN l.key AS lot, s.key AS sample, s.positive AS positive, s.pathogen AS pathogen,
+                      s.occurred_at AS sampled_at""",
+            {"lots": "strings"},
+        ),
+        NamedQuery(
+            "food_deliveries",
+            "食品流向 Every delivery in a period: lot carried, from, to, date",
+            """MATCH (d:Delivery)-[:carries]->(l:FoodLot), (d)-[:delivered_from]->(a:Institution),
+                     (d)-[:delivered_to]->(b:Institution)
+               WHERE d.occurred_at >= $since AND d.occurred_at < $until
+               RETURN d.key AS delivery, l.key AS lot, a.key AS from_key, b.key AS to_key, d.occurred_at AS occurred_at,
+                      d.quantity AS quantity""",
+            {"since": "dateTime", "until": "dateTime"},
+        ),
+        NamedQuery(
+            "food_lots",
+            "食品批次 Every food lot: producer, product, and the lots it was made from",
+            """MATCH (l:FoodLot)
+               OPTIONAL MATCH (l)-[:produced_by]->(s:Institution)
+               OPTIONAL MATCH (l)-[:lot_of_food]->(f:FoodProduct)
+               OPTIONAL MATCH (l)-[:made_from]->(m:FoodLot)
+               RETURN l.key AS lot, s.key AS producer, f.key AS product, m.key AS made_from""",
         ),
         NamedQuery(
             "vaccinations_of_lot",

@@ -34,10 +34,13 @@ the message says what went wrong, where, the valid options and a fix.
     │   └── ReconciliationError            HG-0302
     ├── SettingsError                      HG-0401
     ├── ServerUnavailable                  HG-0402  an engine server cannot be fetched or started
-    └── SearchError                        HG-05xx  the search indexes
-        ├── SearchUnavailable              HG-0501  (retryable) a search server cannot be reached
-        ├── IndexSpecError                 HG-0502  a bad or conflicting index spec, or a document that breaks it
-        └── SearchQueryError               HG-0503  a bad filter, facet or page
+    ├── SearchError                        HG-05xx  the search indexes
+    │   ├── SearchUnavailable              HG-0501  (retryable) a search server cannot be reached
+    │   ├── IndexSpecError                 HG-0502  a bad or conflicting index spec, or a document that breaks it
+    │   └── SearchQueryError               HG-0503  a bad filter, facet or page
+    └── TraceCodeError                     HG-06xx  traceability identifiers (details["field"] says which part)
+        ├── InvalidDin                     HG-0601  an ISBT 128 donation identification number
+        └── InvalidDrugTraceCode           HG-0602  a 药品追溯码 (NMPA 20-digit or GS1 element string)
 """
 
 from __future__ import annotations
@@ -271,6 +274,22 @@ class SearchQueryError(SearchError):
     code = "HG-0503"
     title = "检索参数错误 search query error"
     http_status = 422
+
+
+class TraceCodeError(HealthGraphError):
+    code = "HG-0600"
+    title = "追溯码错误 traceability code error"
+    http_status = 422
+
+
+class InvalidDin(TraceCodeError):
+    code = "HG-0601"
+    title = "献血码无效 invalid donation identification number"
+
+
+class InvalidDrugTraceCode(TraceCodeError):
+    code = "HG-0602"
+    title = "药品追溯码无效 invalid drug traceability code"
 
 
 VALIDATION_ERRORS: tuple[type[ValidationError], ...] = (

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from graph import QUERIES, GraphStore
 from ontology.errors import HealthGraphError, QueryParameterError
 from ontology.model import load_ontology
-from services import blood_safety
+from services import blood_safety, food_trace
 from services.audit import AuditLog
 from services.directory import Directory
 from services.privacy import Guard, Viewer
@@ -168,6 +168,24 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
         each donor's other recipients."""
         return state["records"].trace(viewer(request), "traceback", "Resident", recipient,
                                       lambda: blood_safety.traceback(state["store"], recipient, as_of=as_of))
+
+    @app.get("/trace/food/back", tags=["traceability"])
+    def food_trace_back(request: Request, since: dt.datetime, until: dt.datetime, icd10: str | None = None,
+                        case: Annotated[list[str] | None, Query(description="resident record keys")] = None,
+                        shelf_days: int = Query(food_trace.SHELF_DAYS, ge=1, le=365),
+                        top: int = Query(20, ge=1, le=200)) -> dict[str, Any]:
+        """食源性疾病溯源 Trace-back from cases (a list, or an ICD-10 code in a period): stations,
+        lots and deliveries ranked by the share of cases whose backward trace reaches them."""
+        return state["records"].trace(viewer(request), "food-back", "Disease", icd10 or f"{len(case or [])} cases",
+                                      lambda: food_trace.trace_back(state["store"], cases=case, icd10=icd10,
+                                                                    start=since, end=until, shelf_days=shelf_days,
+                                                                    top=top))
+
+    @app.get("/trace/food/forward/{lot:path}", tags=["traceability"])
+    def food_trace_forward(lot: str, request: Request, since: dt.datetime, until: dt.datetime) -> dict[str, Any]:
+        """食品召回追踪 Trace-forward from a suspect lot: deliveries, stations reached, exposed residents."""
+        return state["records"].trace(viewer(request), "food-forward", "FoodLot", lot,
+                                      lambda: food_trace.trace_forward(state["store"], lot, start=since, end=until))
 
     @app.get("/queries", tags=["graph"])
     def queries() -> list[dict[str, Any]]:

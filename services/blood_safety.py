@@ -31,6 +31,7 @@ import pandas as pd
 
 from graph import GraphStore
 from ontology.errors import NodeNotFound
+from ontology.trace_codes import validate_din
 
 LOOKBACK_MONTHS = 12
 """Look-back window before the reactive donation (21 CFR 610.46/610.47 practice)."""
@@ -89,6 +90,7 @@ def lookback(store: GraphStore, reactive_donation: str, *, as_of: dt.date | None
              months: int = LOOKBACK_MONTHS) -> Lookback:
     """Trace forward from a reactive donation (its DIN): earlier donations in the window, their
     units, where each one is, who received them."""
+    reactive_donation = validate_din(reactive_donation)  # printed forms accepted; a bad DIN fails with HG-0601
     found = store.query("donor_of_donation", din=reactive_donation)
     if not found:
         raise NodeNotFound(f"no donation with DIN {reactive_donation!r} linked to a donor",

@@ -332,6 +332,70 @@ def trace_traceback(
                       f"other recipients: {others}")
 
 
+Since = Annotated[str, typer.Option(help="Period start (YYYY-MM-DD)")]
+Until = Annotated[str, typer.Option(help="Period end, exclusive (YYYY-MM-DD)")]
+
+
+@trace_app.command("food-back")
+def trace_food_back(
+    since: Since,
+    until: Until,
+    icd10: Annotated[str | None, typer.Option(help="Cases: residents diagnosed with this ICD-10 code")] = None,
+    case: Annotated[list[str] | None, typer.Option(help="Cases: resident record keys (repeatable)")] = None,
+    top: Annotated[int, typer.Option(help="Candidates shown per kind")] = 5,
+) -> None:
+    """食源性疾病溯源 Rank stations and lots by the share of cases whose backward trace reaches them."""
+    import datetime as dt
+
+    from services.food_trace import trace_back
+
+    s = _settings()
+    store = s.open_graph()
+    try:
+        found = trace_back(store, cases=case, icd10=icd10, start=dt.datetime.fromisoformat(since),
+                           end=dt.datetime.fromisoformat(until), top=top)
+    except HealthGraphError as exc:
+        _fail(exc)
+        return
+    finally:
+        store.close()
+    console.print(f"{found['cases_traced']} of {found['cases']} case records have meals to trace · {found['basis']}")
+    for kind in ("stations", "lots"):
+        table = Table(title=kind)
+        for col in ("rank", "key", "score", "cases", "depth", "positive samples"):
+            table.add_column(col)
+        for i, c in enumerate(found[kind], start=1):
+            table.add_row(str(i), c["key"], f"{c['score']:.2f}", str(c["cases"]), str(c["depth"]),
+                          " ".join(c["positive_samples"]))
+        console.print(table)
+    console.print(f"not modelled: {', '.join(found['not_modelled'])}")
+
+
+@trace_app.command("food-forward")
+def trace_food_forward(
+    lot: Annotated[str, typer.Argument(help="The suspect food lot")],
+    since: Since,
+    until: Until,
+) -> None:
+    """食品召回追踪 Every delivery of a lot (and lots made from it), stations reached, residents exposed."""
+    import datetime as dt
+
+    from services.food_trace import trace_forward
+
+    s = _settings()
+    store = s.open_graph()
+    try:
+        found = trace_forward(store, lot, start=dt.datetime.fromisoformat(since), end=dt.datetime.fromisoformat(until))
+    except HealthGraphError as exc:
+        _fail(exc)
+        return
+    finally:
+        store.close()
+    for d in found["deliveries"]:
+        console.print(f"{d['occurred_at']:%Y-%m-%d} {d['delivery']} {d['lot']}: {d['from_key']} → {d['to_key']}")
+    console.print(f"stations reached: {len(found['stations'])} · residents exposed: {len(found['residents'])}")
+
+
 def _server_names(names: list[str] | None) -> list[str]:
     chosen = names or list(SERVER_NAMES)
     unknown = [n for n in chosen if n not in SERVER_NAMES]

@@ -108,6 +108,9 @@ def query_args(truth: dict, province: Path) -> dict[str, dict]:
     transfusion = of_unit.set_index("dst").loc[truth["positive_donor"]["transfused_units"][0], "src"]
     of_patient = pd.read_parquet(province / "edges" / "of_patient.parquet")
     recipient = of_patient.set_index("src").loc[transfusion, "dst"]
+    records = pd.read_parquet(province / "truth" / "person_records.parquet")
+    cases = sorted(records[records["person"].isin(truth["outbreak"]["cases"])]["key"])
+    window = {"since": "2025-01-01T00:00:00", "until": "2026-01-01T00:00:00"}
     employer = pd.read_parquet(province / "edges" / "employed_by.parquet")["dst"].value_counts().index[0]
     return {
         "institutions_in_division": {"division_code": inst["division_code"], "cls": "Institution"},
@@ -121,6 +124,13 @@ def query_args(truth: dict, province: Path) -> dict[str, dict]:
         "donations_of_donor": {"donor_key": donor},
         "units_and_recipients": {"donations": truth["positive_donor"]["donations"]},
         "transfusions_of_recipient": {"recipient_key": recipient},
+        "cases_by_diagnosis": {"icd10": truth["outbreak"]["icd10"], **window},
+        "records_sharing_id_number": {"residents": cases[:10]},
+        "exposures_of_residents": {"residents": cases},
+        "exposures_to_lots": {"lots": [truth["outbreak"]["source_lot"]]},
+        "samples_of_lots": {"lots": [truth["outbreak"]["source_lot"]]},
+        "food_deliveries": window,
+        "food_lots": {},
         "units_of_donation": {"din": truth["positive_donor"]["donations"][0]},
         "vaccinations_of_lot": {"lot": truth["aefi_cluster"]["lot"]},
         "deliveries_of_lot": {"lot": truth["outbreak"]["source_lot"]},

@@ -149,3 +149,14 @@ def test_blood_lookback_and_traceback_over_http_are_audited(client: TestClient, 
     events = [e for e in AuditLog(client.settings.audit_path).events() if e["agent"]["who"] == "investigator-7"]
     assert [(e["action"], e["outcome"]) for e in events] == [
         ("trace:lookback", "success"), ("trace:traceback", "success"), ("trace:lookback", "failure")]
+
+
+def test_food_trace_back_and_forward_over_http(client: TestClient, truth: dict) -> None:
+    outbreak = truth["outbreak"]
+    window = {"since": "2025-01-01T00:00:00", "until": "2026-01-01T00:00:00"}
+    back = client.get("/trace/food/back", params={"icd10": outbreak["icd10"], **window}).json()
+    assert back["stations"][0]["key"] == outbreak["source_station"] and back["stations"][0]["score"] == 1.0
+    forward = client.get(f"/trace/food/forward/{outbreak['source_lot']}", params=window).json()
+    assert set(outbreak["venues"]) <= set(forward["stations"])
+    bad = client.get("/trace/food/back", params=window)
+    assert bad.status_code == 422 and bad.json()["code"] == "HG-0203"

@@ -45,6 +45,10 @@ def test_generate_load_stats_query(env: Path) -> None:
     out = flat(r.output)
     assert f"reactive {truth['positive_donor']['reactive_donation']}" in out and "quarantine first:" in out
     assert runner.invoke(app, ["trace", "lookback", "Z999925999999"]).exit_code == 2
+    r = runner.invoke(app, ["trace", "food-back", "--icd10", truth["outbreak"]["icd10"], "--since", "2025-01-01",
+                            "--until", "2026-01-01"])
+    assert r.exit_code == 0, r.output
+    assert truth["outbreak"]["source_station"] in flat(r.output)
     r = runner.invoke(app, ["index"])
     assert r.exit_code == 0, r.output
     assert "documents on tantivy" in flat(r.output) and "Institution" in r.output

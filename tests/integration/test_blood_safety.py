@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from graph import GraphStore
-from ontology.errors import NodeNotFound
+from ontology.errors import InvalidDin, NodeNotFound
 from services.blood_safety import LOOKBACK_MONTHS, lookback, traceback
 
 AS_OF = dt.date(2026, 1, 1)  # the generator's as-of date (manifest.json)
@@ -61,6 +61,16 @@ def test_traceback_from_a_recipient_reaches_the_donor_and_the_other_recipients(
     assert [d["donation"] for d in traced["donations"]] == donor["donations"]
     others = {person_of[o["recipient"]] for o in traced["other_recipients"]}
     assert others == set(donor["recipients"]) - {person_of[recipient]}
+
+
+def test_the_din_may_be_given_as_printed_and_is_checked(store: GraphStore, truth: dict) -> None:
+    from ontology.trace_codes import din_check_character
+
+    din = truth["positive_donor"]["reactive_donation"]
+    printed = f"={din[:5]} {din[5:7]} {din[7:]} {din_check_character(din)}"
+    assert lookback(store, printed, as_of=AS_OF).index_donation == din
+    with pytest.raises(InvalidDin):
+        lookback(store, din[:-1])
 
 
 def test_unknown_starting_points_fail_with_a_code(store: GraphStore) -> None:

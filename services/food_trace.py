@@ -1,0 +1,178 @@
+"""Food-borne outbreak tracing for investigators: trace-back from cases, trace-forward from a lot.
+
+Trace-back follows lots, not just stations: a case ate at a venue on a day; the lots delivered
+to that venue in the days before are the candidates; each lot is followed upstream through the
+deliveries that carried the same lot (each one before the next), to the station that produced
+it and, for processed lots, to the lots it was made from. A station, lot or delivery scores the
+share of cases whose backward trace reaches it: 1.0 is a common link of every case (the scoring
+used by trace-back tools such as BfR's FoodChain-Lab). Equal scores rank the most upstream
+first: the earliest common point is where contamination can have entered.
+
+Among equal scores, lots with laboratory-positive samples (and the stations and deliveries that
+carried them) rank first, then lots that ended up only where the cases ate.
+
+Trace-forward from a suspected lot: every delivery of it and of lots made from it, every station
+it reached, and every resident exposed to it (for recall and case finding).
+
+Not yet modelled (reported as such in each answer): cross-contamination inside a station, kill
+steps, weights for confirmed cases and negative controls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from graph import GraphStore
+from ontology.errors import QueryParameterError
+
+SHELF_DAYS = 30
+"""How long before a meal a delivered lot counts as a candidate (a perishable product's shelf life)."""
+BASIS = "食源性疾病监测报告工作规范 (试行) 2019; lot-based trace-back scoring (FoodChain-Lab)"
+NOT_MODELLED = ["cross-contamination inside a station", "kill steps", "case weights and negative controls"]
+
+
+@dataclass
+class Candidate:
+    key: str
+    kind: str
+    """station · lot · delivery"""
+    score: float
+    cases: int
+    depth: int
+    """Deliveries between this point and the nearest case's venue (0 for a venue)."""
+    via: list[str] = field(default_factory=list)
+    """The lots that link it to the cases."""
+    specificity: float = 1.0
+    """For a lot: the share of the places it ended up (stations that passed it on to no one) that are
+    case venues. A lot that also went to many venues without cases is the weaker suspect."""
+    positive_samples: list[str] = field(default_factory=list)
+    """Laboratory-positive food samples of this lot: evidence that breaks ties between equal scores."""
+
+
+@dataclass
+class Network:
+    """The supply network of a period: deliveries by receiving station and lots by key."""
+
+    deliveries: list[dict[str, Any]]
+    producer: dict[str, str | None]
+    made_from: dict[str, list[str]]
+
+    @classmethod
+    def read(cls, store: GraphStore, start: dt.datetime, end: dt.datetime) -> Network:
+        deliveries = store.query("food_deliveries", since=start, until=end)
+        producer: dict[str, str | None] = {}
+        made_from: dict[str, list[str]] = defaultdict(list)
+        for r in store.query("food_lots"):
+            producer[r["lot"]] = r["producer"]
+            if r["made_from"]:
+                made_from[r["lot"]].append(r["made_from"])
+        return cls(deliveries, producer, dict(made_from))
+
+    def end_points(self, lot: str) -> set[str]:
+        """Stations that received the lot and passed it on to no one."""
+        senders = {d["from_key"] for d in self.deliveries if d["lot"] == lot}
+        return {d["to_key"] for d in self.deliveries if d["lot"] == lot} - senders
+
+    def into(self) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for d in self.deliveries:
+            out[d["to_key"]].append(d)
+        return out
+
+
+def trace_back(store: GraphStore, *, cases: list[str] | None = None, icd10: str | None = None,
+               start: dt.datetime, end: dt.datetime, shelf_days: int = SHELF_DAYS, top: int = 20) -> dict[str, Any]:
+    """Rank stations, lots and deliveries by the share of cases whose backward trace reaches them.
+
+    Cases are resident record keys, or every resident diagnosed with ``icd10`` in [start, end).
+    """
+    if cases is None:
+        if not icd10:
+            raise QueryParameterError("give cases or an ICD-10 code 需提供病例或ICD-10编码")
+        diagnosed = [r["resident"] for r in store.query("cases_by_diagnosis", icd10=icd10, since=start, until=end)]
+        # Diagnoses sit on hospital records, meals on the surveillance record of the same person: link
+        # records by a shared resident id number until the master person index links them for us.
+        cases = sorted({r["record"] for r in store.query("records_sharing_id_number", residents=diagnosed)}
+                       | set(diagnosed))
+    exposures = [e for e in store.query("exposures_of_residents", residents=sorted(set(cases))) if e["venue"]]
+    traced = sorted({e["resident"] for e in exposures})
+    if not traced:
+        raise QueryParameterError("no case has a recorded meal or exposure at a venue 病例均无就餐/暴露记录",
+                                  cases=len(cases))
+    network = Network.read(store, start - dt.timedelta(days=shelf_days * 4), end)
+    into = network.into()
+    reached: dict[tuple[str, str], dict[str, Any]] = {}
+    for case in traced:
+        seen: dict[tuple[str, str], tuple[int, str]] = {}
+        for e in (x for x in exposures if x["resident"] == case):
+            seen.setdefault(("station", e["venue"]), (0, ""))
+            window = e["occurred_at"] - dt.timedelta(days=shelf_days)
+            for d in into.get(e["venue"], []):
+                if window <= d["occurred_at"] <= e["occurred_at"]:
+                    _upstream(d, 1, network, into, seen, shelf_days)
+        for key, (depth, lot) in seen.items():
+            entry = reached.setdefault(key, {"cases": set(), "depth": depth, "via": set()})
+            entry["cases"].add(case)
+            entry["depth"] = max(entry["depth"], depth)
+            if lot:
+                entry["via"].add(lot)
+    venues = {e["venue"] for e in exposures}
+    ranked = []
+    for (kind, key), v in reached.items():
+        c = Candidate(key, kind, len(v["cases"]) / len(traced), len(v["cases"]), v["depth"], sorted(v["via"]))
+        if kind == "lot":
+            ends = network.end_points(key)
+            c.specificity = len(ends & venues) / len(ends) if ends else 0.0
+        ranked.append(c)
+    lots = sorted(c.key for c in ranked if c.kind == "lot")
+    positives = defaultdict(list)
+    for r in store.query("samples_of_lots", lots=lots) if lots else []:
+        if r["positive"]:
+            positives[r["lot"]].append(r["sample"])
+    for c in ranked:
+        c.positive_samples = sorted(positives.get(c.key, [])) if c.kind == "lot" else \
+            sorted({s for lot in c.via for s in positives.get(lot, [])})
+    ranked.sort(key=lambda c: (-c.score, -len(c.positive_samples), -c.specificity, -c.depth, c.key))
+    return {"cases": len(set(cases)), "cases_traced": len(traced), "window": [start, end], "shelf_days": shelf_days,
+            **{plural: [c.__dict__ for c in ranked if c.kind == kind][:top]
+               for kind, plural in (("station", "stations"), ("lot", "lots"), ("delivery", "deliveries"))},
+            "basis": BASIS, "not_modelled": NOT_MODELLED}
+
+
+def _upstream(delivery: dict[str, Any], depth: int, network: Network, into: dict[str, list[dict[str, Any]]],
+              seen: dict[tuple[str, str], tuple[int, str]], shelf_days: int) -> None:
+    """Mark a delivery, its lot and its sender, then follow the same lot (and its ingredients) upstream."""
+    lot = delivery["lot"]
+    for key in (("delivery", delivery["delivery"]), ("lot", lot), ("station", delivery["from_key"])):
+        if key not in seen or seen[key][0] < depth:
+            seen[key] = (depth, lot)
+    ingredients = set(network.made_from.get(lot, []))
+    producer = network.producer.get(lot)
+    if producer:
+        seen.setdefault(("station", producer), (depth + 1, lot))
+    window = delivery["occurred_at"] - dt.timedelta(days=shelf_days)
+    for d in into.get(delivery["from_key"], []):
+        if (d["lot"] == lot or d["lot"] in ingredients) and window <= d["occurred_at"] <= delivery["occurred_at"] \
+                and ("delivery", d["delivery"]) not in seen:
+            _upstream(d, depth + 1, network, into, seen, shelf_days)
+
+
+def trace_forward(store: GraphStore, lot: str, *, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+    """Every delivery of a lot (and of lots made from it), the stations reached and the residents exposed."""
+    network = Network.read(store, start, end)
+    lots = {lot}
+    grew = True
+    while grew:  # lots made from a suspect lot are suspect too
+        more = {child for child, parents in network.made_from.items() if lots & set(parents)}
+        grew = not more <= lots
+        lots |= more
+    deliveries = sorted((d for d in network.deliveries if d["lot"] in lots), key=lambda d: (d["occurred_at"], d["delivery"]))
+    stations = sorted({d["to_key"] for d in deliveries} | {network.producer[x] for x in lots if network.producer.get(x)})
+    exposed = sorted(store.query("exposures_to_lots", lots=sorted(lots)),
+                     key=lambda x: (x["occurred_at"], x["exposure"]))
+    return {"lot": lot, "lots": sorted(lots), "deliveries": deliveries, "stations": stations,
+            "exposed": exposed, "residents": sorted({x["resident"] for x in exposed}), "window": [start, end],
+            "basis": BASIS}
