@@ -253,6 +253,16 @@ QUERIES: dict[str, NamedQuery] = {
                RETURN l.key AS lot, s.key AS producer, f.key AS product, m.key AS made_from""",
         ),
         NamedQuery(
+            "adverse_events_by_lot",
+            "批号不良反应 Vaccinations and adverse events (AEFI) per vaccine lot",
+            """MATCH (v:Vaccination)-[:with_lot]->(l:VaccineLot)-[:lot_of_vaccine]->(g:Vaccine)
+               OPTIONAL MATCH (a:AdverseEvent)-[:following]->(v)
+               RETURN g.key AS vaccine, g.name AS vaccine_name, l.key AS lot, l.expires_on AS expires_on,
+                      l.recalled AS recalled, count(DISTINCT v.key) AS vaccinations,
+                      count(DISTINCT a.key) AS adverse_events, count(DISTINCT CASE WHEN a.serious THEN a.key END)
+                      AS serious""",
+        ),
+        NamedQuery(
             "vaccinations_of_lot",
             "批号接种 Vaccinations given from a vaccine lot, with adverse events",
             """MATCH (v:Vaccination)-[:with_lot]->(l:VaccineLot {key: $lot})

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from graph import QUERIES, GraphStore
 from ontology.errors import HealthGraphError, QueryParameterError
 from ontology.model import load_ontology
-from services import blood_safety, food_trace
+from services import blood_safety, food_trace, vaccine_safety
 from services.audit import AuditLog
 from services.directory import Directory
 from services.privacy import Guard, Viewer
@@ -186,6 +186,13 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
         """食品召回追踪 Trace-forward from a suspect lot: deliveries, stations reached, exposed residents."""
         return state["records"].trace(viewer(request), "food-forward", "FoodLot", lot,
                                       lambda: food_trace.trace_forward(state["store"], lot, start=since, end=until))
+
+    @app.get("/trace/vaccine/lots", tags=["traceability"])
+    def vaccine_lots(alpha: float = Query(vaccine_safety.ALPHA, gt=0, lt=1),
+                     min_events: int = Query(vaccine_safety.MIN_EVENTS, ge=1)) -> dict[str, Any]:
+        """疫苗批号安全 AEFI per vaccine lot with rates, and the lots whose rate departs from the
+        vaccine's other lots (aggregate counts only: no personal data)."""
+        return vaccine_safety.lot_signals(state["store"], alpha=alpha, min_events=min_events)
 
     @app.get("/queries", tags=["graph"])
     def queries() -> list[dict[str, Any]]:

@@ -160,3 +160,9 @@ def test_food_trace_back_and_forward_over_http(client: TestClient, truth: dict) 
     assert set(outbreak["venues"]) <= set(forward["stations"])
     bad = client.get("/trace/food/back", params=window)
     assert bad.status_code == 422 and bad.json()["code"] == "HG-0203"
+
+
+def test_vaccine_lot_signals_over_http(client: TestClient, truth: dict) -> None:
+    body = client.get("/trace/vaccine/lots").json()
+    assert body["signals"] == [truth["aefi_cluster"]["lot"]]
+    assert client.get("/trace/vaccine/lots", params={"alpha": 2}).status_code == 422
