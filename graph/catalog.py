@@ -263,6 +263,19 @@ QUERIES: dict[str, NamedQuery] = {
                       AS serious""",
         ),
         NamedQuery(
+            "repeated_trace_codes",
+            "追溯码重复 Dispensings whose drug trace code was dispensed more than once",
+            """MATCH (i:PrescriptionItem)
+               WHERE i.trace_code IS NOT NULL
+               WITH i.trace_code AS code, count(*) AS times
+               WHERE times > 1
+               MATCH (j:PrescriptionItem)-[:item_of]->(p:Prescription)-[:in_encounter]->(e:Encounter)
+                     -[:at_institution]->(h:Institution)
+               WHERE j.trace_code = code
+               RETURN code, times, j.key AS item, p.key AS prescription, e.occurred_at AS dispensed_at,
+                      h.key AS institution""",
+        ),
+        NamedQuery(
             "vaccinations_of_lot",
             "批号接种 Vaccinations given from a vaccine lot, with adverse events",
             """MATCH (v:Vaccination)-[:with_lot]->(l:VaccineLot {key: $lot})

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from graph import QUERIES, GraphStore
 from ontology.errors import HealthGraphError, QueryParameterError
 from ontology.model import load_ontology
-from services import blood_safety, food_trace, vaccine_safety
+from services import blood_safety, drug_trace, food_trace, vaccine_safety
 from services.audit import AuditLog
 from services.directory import Directory
 from services.privacy import Guard, Viewer
@@ -193,6 +193,12 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
         """疫苗批号安全 AEFI per vaccine lot with rates, and the lots whose rate departs from the
         vaccine's other lots (aggregate counts only: no personal data)."""
         return vaccine_safety.lot_signals(state["store"], alpha=alpha, min_events=min_events)
+
+    @app.get("/trace/drug/repeats", tags=["traceability"])
+    def drug_repeats() -> dict[str, Any]:
+        """药品追溯码重复 Trace codes dispensed more than once (resold, swapped or fake packs), with
+        every dispensing: where and when (no personal data)."""
+        return drug_trace.repeated_codes(state["store"])
 
     @app.get("/queries", tags=["graph"])
     def queries() -> list[dict[str, Any]]:

@@ -132,6 +132,7 @@ def query_args(truth: dict, province: Path) -> dict[str, dict]:
         "food_deliveries": window,
         "food_lots": {},
         "adverse_events_by_lot": {},
+        "repeated_trace_codes": {},
         "units_of_donation": {"din": truth["positive_donor"]["donations"][0]},
         "vaccinations_of_lot": {"lot": truth["aefi_cluster"]["lot"]},
         "deliveries_of_lot": {"lot": truth["outbreak"]["source_lot"]},

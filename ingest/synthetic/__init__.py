@@ -54,6 +54,7 @@ def generate(out: str | Path, *, residents: int = 10_000, seed: int = 7, provinc
         ("疫苗 vaccine scenarios", lambda: scenarios.vaccine_scenarios(p, p.truth.pop("_vx"))),
         ("食源性疾病暴发 outbreak", lambda: scenarios.outbreak(p, p.truth.pop("_deliveries"))),
         ("遗留系统导出 legacy export", lambda: scenarios.legacy_export(p)),
+        ("药品追溯 resold drug pack", lambda: scenarios.resold_drug_pack(p)),
     ]
     for label, step in steps:
         say(label)

@@ -421,3 +421,24 @@ def legacy_export(p: Province) -> None:
     p.writer.add_extra("edges/resides_in.legacy-emr.jsonl", edges)
     p.truth["quarantine"] = {"nodes/Resident.legacy-emr.jsonl": {str(k): v for k, v in expected.items()},
                              "edges/resides_in.legacy-emr.jsonl": {str(k): v for k, v in edge_expected.items()}}
+
+
+def resold_drug_pack(p: Province) -> None:
+    """One drug pack's trace code dispensed twice, weeks apart, at two hospitals (回流药)."""
+    drugs = vocab("drugs").reset_index(drop=True)
+    drug = drugs.iloc[0]
+    code = f"{int(pd.util.hash_array(np.array([drug['code']]))[0] % 10**7):07d}{10**13 - 1:013d}"
+    items = []
+    for i, kind in enumerate(("Hospital3", "Hospital2")):
+        dept = _dept(p, "03", kind)
+        e = _encounter(p, _pick_person(p), dept, _physician_of(p, dept["code"])["key"],
+                       WINDOW_START + pd.Timedelta(days=180 + 21 * i, hours=11))
+        rx = e.assign(rx=e["source_system"] + ":" + p.next_ids("RX", 1))
+        item = pd.DataFrame({"rx": rx["rx"].iat[0], "source_system": rx["source_system"].iat[0],
+                             "of_drug": [drug["code"]], "daily_dose": [numeric(drugs, "typical_dose", 1).iat[0]],
+                             "unit": [drug["unit"]], "days_supply": [3], "exception_reason": [None],
+                             "trace_code": [code], "source_id": p.next_ids("RXI", 1)})
+        emit_prescriptions(p, rx, item)
+        items.append(f"{item['source_system'].iat[0]}:{item['source_id'].iat[0]}")
+    p.truth["drug_trace_repeat"] = {"code": code, "items": items,
+                                    "basis": "NMPAB/T 1002-2019 药品追溯码编码要求 (one code per sales pack)"}

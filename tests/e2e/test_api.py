@@ -166,3 +166,8 @@ def test_vaccine_lot_signals_over_http(client: TestClient, truth: dict) -> None:
     body = client.get("/trace/vaccine/lots").json()
     assert body["signals"] == [truth["aefi_cluster"]["lot"]]
     assert client.get("/trace/vaccine/lots", params={"alpha": 2}).status_code == 422
+
+
+def test_repeated_drug_trace_codes_over_http(client: TestClient, truth: dict) -> None:
+    body = client.get("/trace/drug/repeats").json()
+    assert [g["code"] for g in body["repeats"]] == [truth["drug_trace_repeat"]["code"]]
