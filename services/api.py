@@ -181,6 +181,12 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
                                                                     start=since, end=until, shelf_days=shelf_days,
                                                                     top=top))
 
+    @app.get("/trace/food/plausibility", tags=["traceability"])
+    def food_plausibility(since: dt.datetime, until: dt.datetime) -> dict[str, Any]:
+        """追溯数据核查 Checks of the trace data: deliveries out of order, lots sent on in larger
+        quantity than received, likely duplicate stations. Reported, never fixed silently."""
+        return food_trace.plausibility(state["store"], start=since, end=until)
+
     @app.get("/trace/food/forward/{lot:path}", tags=["traceability"])
     def food_trace_forward(lot: str, request: Request, since: dt.datetime, until: dt.datetime) -> dict[str, Any]:
         """食品召回追踪 Trace-forward from a suspect lot: deliveries, stations reached, exposed residents."""

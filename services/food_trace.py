@@ -176,3 +176,50 @@ def trace_forward(store: GraphStore, lot: str, *, start: dt.datetime, end: dt.da
     return {"lot": lot, "lots": sorted(lots), "deliveries": deliveries, "stations": stations,
             "exposed": exposed, "residents": sorted({x["resident"] for x in exposed}), "window": [start, end],
             "basis": BASIS}
+
+
+def plausibility(store: GraphStore, *, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+    """Checks of the trace data itself, reported for the investigator, never silently fixed."""
+    network = Network.read(store, start, end)
+    institutions = store.nodes("Institution", ["name", "division_code"])
+    return {"window": [start, end], **check_network(network),
+            "likely_duplicate_stations": likely_duplicates(institutions.to_dict("records"))}
+
+
+def check_network(network: Network) -> dict[str, list[dict[str, Any]]]:
+    """Deliveries out of a station before the lot arrived there, and lots sent on in larger quantity
+    than received (a producer's own lots excepted: it makes them)."""
+    arrivals: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    departures: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for d in network.deliveries:
+        arrivals[(d["to_key"], d["lot"])].append(d)
+        departures[(d["from_key"], d["lot"])].append(d)
+    out_of_order, unbalanced = [], []
+    for (station, lot), sent in sorted(departures.items()):
+        if network.producer.get(lot) == station:
+            continue
+        received = arrivals.get((station, lot), [])
+        first_in = min((d["occurred_at"] for d in received), default=None)
+        for d in sorted(sent, key=lambda x: x["occurred_at"]):
+            if first_in is None or d["occurred_at"] < first_in:
+                out_of_order.append({"station": station, "lot": lot, "delivery": d["delivery"],
+                                     "sent_at": d["occurred_at"], "first_arrival": first_in,
+                                     "problem": "送出早于到货 sent before it arrived" if first_in else
+                                                "无到货记录 never recorded as received"})
+        q_in = sum(d["quantity"] or 0 for d in received)
+        q_out = sum(d["quantity"] or 0 for d in sent)
+        if received and q_out > q_in * (1 + 1e-9):
+            unbalanced.append({"station": station, "lot": lot, "received": q_in, "sent": q_out,
+                               "problem": "送出多于收到 more sent on than received"})
+    return {"out_of_order": out_of_order, "unbalanced": unbalanced}
+
+
+def likely_duplicates(stations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stations in one division whose names match once spaces, brackets and case are ignored."""
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for s in stations:
+        if s.get("name"):
+            name = "".join(ch for ch in str(s["name"]).lower() if ch.isalnum())
+            groups[(str(s.get("division_code") or ""), name)].append(str(s["key"]))
+    return [{"division_code": div, "name": name, "stations": sorted(keys)}
+            for (div, name), keys in sorted(groups.items()) if len(keys) > 1]

@@ -158,6 +158,8 @@ def test_food_trace_back_and_forward_over_http(client: TestClient, truth: dict) 
     assert back["stations"][0]["key"] == outbreak["source_station"] and back["stations"][0]["score"] == 1.0
     forward = client.get(f"/trace/food/forward/{outbreak['source_lot']}", params=window).json()
     assert set(outbreak["venues"]) <= set(forward["stations"])
+    checks = client.get("/trace/food/plausibility", params=window).json()
+    assert set(checks) >= {"out_of_order", "unbalanced", "likely_duplicate_stations"}
     bad = client.get("/trace/food/back", params=window)
     assert bad.status_code == 422 and bad.json()["code"] == "HG-0203"
 

@@ -57,3 +57,31 @@ def test_without_cases_or_meals_the_trace_says_why(store: GraphStore) -> None:
         trace_back(store, start=START, end=END)
     with pytest.raises(QueryParameterError, match="no case has a recorded meal"):
         trace_back(store, cases=["PHIS:no-such-record"], start=START, end=END)
+
+
+def test_plausibility_checks_report_what_is_wrong() -> None:
+    from services.food_trace import Network, check_network, likely_duplicates
+
+    t = dt.datetime(2025, 6, 1)
+    day = dt.timedelta(days=1)
+    network = Network(deliveries=[
+        {"delivery": "D1", "lot": "L1", "from_key": "farm", "to_key": "hub", "occurred_at": t, "quantity": 100.0},
+        {"delivery": "D2", "lot": "L1", "from_key": "hub", "to_key": "cafe", "occurred_at": t - day, "quantity": 40.0},
+        {"delivery": "D3", "lot": "L1", "from_key": "hub", "to_key": "deli", "occurred_at": t + day, "quantity": 70.0},
+        {"delivery": "D4", "lot": "L2", "from_key": "hub", "to_key": "cafe", "occurred_at": t, "quantity": 5.0},
+    ], producer={"L1": "farm", "L2": "farm"}, made_from={})
+    found = check_network(network)
+    assert [(x["delivery"], x["problem"][:4]) for x in found["out_of_order"]] == [("D2", "送出早于"), ("D4", "无到货记")]
+    assert [(x["station"], x["lot"], x["received"], x["sent"]) for x in found["unbalanced"]] == [("hub", "L1", 100.0, 110.0)]
+    dupes = likely_duplicates([{"key": "a", "name": "西湖 酒家", "division_code": "330106"},
+                               {"key": "b", "name": "西湖酒家", "division_code": "330106"},
+                               {"key": "c", "name": "西湖酒家", "division_code": "330102"}])
+    assert dupes == [{"division_code": "330106", "name": "西湖酒家", "stations": ["a", "b"]}]
+
+
+def test_the_generated_supply_chain_is_plausible(store: GraphStore) -> None:
+    from services.food_trace import Network, plausibility
+
+    assert len(Network.read(store, START, END).deliveries) > 100, "the check must have something to check"
+    found = plausibility(store, start=START, end=END)
+    assert found["out_of_order"] == [] and found["unbalanced"] == []
