@@ -276,6 +276,23 @@ QUERIES: dict[str, NamedQuery] = {
                       h.key AS institution""",
         ),
         NamedQuery(
+            "blood_inventory",
+            "血液库存 Every blood unit with its store, status, expiry and donation date",
+            """MATCH (u:BloodUnit)-[:stored_at]->(s:Institution)
+               OPTIONAL MATCH (u)-[:derived_from]->(b:BloodDonation)
+               RETURN u.key AS unit, u.component AS component, u.abo_rh AS abo_rh, u.status AS status,
+                      u.expires_on AS expires_on, s.key AS store, b.occurred_at AS donated_at""",
+        ),
+        NamedQuery(
+            "transfusion_reactions",
+            "输血不良反应 Transfusion reactions with unit, donation, donor and the facility that transfused",
+            """MATCH (x:TransfusionReaction)-[:reaction_to]->(t:Transfusion)-[:of_unit]->(u:BloodUnit)
+                     -[:derived_from]->(b:BloodDonation)-[:of_patient]->(d:Resident)
+               OPTIONAL MATCH (t)-[:in_encounter]->(e:Encounter)-[:at_institution]->(h:Institution)
+               RETURN x.key AS reaction, x.reaction_type AS reaction_type, x.occurred_at AS occurred_at,
+                      x.serious AS serious, u.key AS unit, b.key AS donation, d.key AS donor, h.key AS facility""",
+        ),
+        NamedQuery(
             "vaccinations_of_lot",
             "批号接种 Vaccinations given from a vaccine lot, with adverse events",
             """MATCH (v:Vaccination)-[:with_lot]->(l:VaccineLot {key: $lot})

@@ -162,6 +162,19 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
                                        lambda: blood_safety.lookback(state["store"], din, as_of=as_of, months=months))
         return found.to_dict()
 
+    @app.get("/trace/blood/inventory", tags=["traceability"])
+    def blood_inventory(as_of: dt.date | None = None,
+                        warn_days: int = Query(blood_safety.EXPIRY_WARNING_DAYS, ge=0, le=60)) -> dict[str, Any]:
+        """血液库存与效期 Units in stock per store, component and ABO/Rh; expired units still in stock;
+        units about to expire; labels beyond the component's storage limit (WS 399-2012)."""
+        return blood_safety.inventory(state["store"], as_of=as_of, warn_days=warn_days)
+
+    @app.get("/trace/blood/reaction-clusters", tags=["traceability"])
+    def blood_reaction_clusters(min_reactions: int = Query(blood_safety.CLUSTER_MIN_REACTIONS, ge=2),
+                                window_days: int = Query(blood_safety.CLUSTER_WINDOW_DAYS, ge=1)) -> dict[str, Any]:
+        """输血反应聚集 Transfusion reactions sharing a unit, a donor, or a facility in a window."""
+        return blood_safety.reaction_clusters(state["store"], min_reactions=min_reactions, window_days=window_days)
+
     @app.get("/trace/blood/traceback/{recipient:path}", tags=["traceability"])
     def blood_traceback(recipient: str, request: Request, as_of: dt.date | None = None) -> dict[str, Any]:
         """受血者溯源 Traceback from a recipient: transfusions → units → donations → donors, with

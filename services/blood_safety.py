@@ -168,3 +168,79 @@ def _action(u: UnitState, as_of: dt.date) -> str:
 def _months_before(when: dt.datetime, months: int) -> dt.datetime:
     """The same day ``months`` earlier (clipped to the month's last day)."""
     return (pd.Timestamp(when) - pd.DateOffset(months=months)).to_pydatetime()
+
+
+EXPIRY_WARNING_DAYS = 3
+CLUSTER_MIN_REACTIONS = 3
+CLUSTER_WINDOW_DAYS = 30
+
+
+def inventory(store: GraphStore, *, as_of: dt.date | None = None,
+              warn_days: int = EXPIRY_WARNING_DAYS) -> dict[str, Any]:
+    """Units in stock per store, component and ABO/Rh; units past expiry still in stock; units
+    expiring within ``warn_days``; units whose labelled expiry exceeds the component's storage
+    limit (WS 399-2012, from the blood_components vocabulary)."""
+    from ontology.vocab import numeric, vocab
+
+    as_of = as_of or dt.date.today()
+    components = vocab("blood_components")
+    limit = dict(zip(components["code"], numeric(components, "shelf_life_days", 0), strict=True))
+    stock: dict[tuple[str, str, str], int] = {}
+    expired, expiring, over_limit = [], [], []
+    for u in store.query("blood_inventory"):
+        shelf = limit.get(u["component"])
+        if u["donated_at"] and u["expires_on"] and shelf and \
+                (u["expires_on"] - u["donated_at"].date()).days > shelf:
+            over_limit.append({**u, "limit_days": int(shelf)})
+        if u["status"] != "in_stock":
+            continue
+        if u["expires_on"] is not None and u["expires_on"] < as_of:
+            expired.append(u)
+            continue
+        key = (u["store"], u["component"] or "", u["abo_rh"] or "")
+        stock[key] = stock.get(key, 0) + 1
+        if u["expires_on"] is not None and (u["expires_on"] - as_of).days <= warn_days:
+            expiring.append(u)
+    return {"as_of": as_of, "in_stock": [{"store": s, "component": c, "abo_rh": a, "units": n}
+                                         for (s, c, a), n in sorted(stock.items())],
+            "expired_in_stock": sorted(expired, key=lambda u: u["expires_on"]),
+            "expiring": sorted(expiring, key=lambda u: u["expires_on"]),
+            "expiry_beyond_storage_limit": over_limit,
+            "basis": "WS 399-2012 血液储存要求 (storage period per component)"}
+
+
+def reaction_clusters(store: GraphStore, *, min_reactions: int = CLUSTER_MIN_REACTIONS,
+                      window_days: int = CLUSTER_WINDOW_DAYS) -> dict[str, Any]:
+    """Transfusion reactions with a common source to investigate: at least ``min_reactions`` that
+    share a unit or a donor (at any interval: the source travels with the blood), or that share a
+    transfusing facility within ``window_days``."""
+    clusters = cluster_reactions(store.query("transfusion_reactions"), min_reactions=min_reactions,
+                                 window_days=window_days)
+    return {"clusters": clusters, "min_reactions": min_reactions, "window_days": window_days,
+            "basis": "WS/T 624-2018 输血反应分类; clustering by shared unit, donor or facility"}
+
+
+def cluster_reactions(rows: list[dict[str, Any]], *, min_reactions: int = CLUSTER_MIN_REACTIONS,
+                      window_days: int = CLUSTER_WINDOW_DAYS) -> list[dict[str, Any]]:
+    """The clustering of ``reaction_clusters`` over rows of the ``transfusion_reactions`` query."""
+    clusters = []
+    for by in ("unit", "donor", "facility"):
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            if r[by]:
+                groups.setdefault(r[by], []).append(r)
+        for key, group in sorted(groups.items()):
+            group.sort(key=lambda r: r["occurred_at"])
+            best: list[dict[str, Any]] = []
+            start = 0
+            for end in range(len(group)):  # the largest set of reactions inside any window
+                while by == "facility" and \
+                        group[end]["occurred_at"] - group[start]["occurred_at"] > dt.timedelta(days=window_days):
+                    start += 1
+                if end - start + 1 > len(best):
+                    best = group[start:end + 1]
+            if len(best) >= min_reactions:
+                clusters.append({"by": by, "key": key, "reactions": [r["reaction"] for r in best],
+                                 "types": sorted({r["reaction_type"] for r in best}),
+                                 "from": best[0]["occurred_at"], "to": best[-1]["occurred_at"]})
+    return clusters

@@ -133,6 +133,8 @@ def query_args(truth: dict, province: Path) -> dict[str, dict]:
         "food_lots": {},
         "adverse_events_by_lot": {},
         "repeated_trace_codes": {},
+        "blood_inventory": {},
+        "transfusion_reactions": {},
         "units_of_donation": {"din": truth["positive_donor"]["donations"][0]},
         "vaccinations_of_lot": {"lot": truth["aefi_cluster"]["lot"]},
         "deliveries_of_lot": {"lot": truth["outbreak"]["source_lot"]},

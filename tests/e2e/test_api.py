@@ -173,3 +173,12 @@ def test_vaccine_lot_signals_over_http(client: TestClient, truth: dict) -> None:
 def test_repeated_drug_trace_codes_over_http(client: TestClient, truth: dict) -> None:
     body = client.get("/trace/drug/repeats").json()
     assert [g["code"] for g in body["repeats"]] == [truth["drug_trace_repeat"]["code"]]
+
+
+def test_blood_inventory_and_reaction_clusters_over_http(client: TestClient, truth: dict) -> None:
+    planted = next(a["unit"] for a in truth["anomalies"] if a["kind"] == "expired_unit_in_stock")
+    body = client.get("/trace/blood/inventory", params={"as_of": "2026-01-01"}).json()
+    assert [u["unit"] for u in body["expired_in_stock"]] == [planted]
+    clusters = client.get("/trace/blood/reaction-clusters", params={"min_reactions": 2}).json()
+    assert clusters["min_reactions"] == 2 and isinstance(clusters["clusters"], list)
+    assert client.get("/trace/blood/reaction-clusters", params={"min_reactions": 1}).status_code == 422

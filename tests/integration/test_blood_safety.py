@@ -79,3 +79,32 @@ def test_unknown_starting_points_fail_with_a_code(store: GraphStore) -> None:
     assert exc.value.code == "HG-0205"
     with pytest.raises(NodeNotFound):
         traceback(store, "PHIS:no-such-record")
+
+
+def test_inventory_finds_the_expired_unit_still_in_stock(store: GraphStore, truth: dict) -> None:
+    from services.blood_safety import inventory
+
+    planted = next(a["unit"] for a in truth["anomalies"] if a["kind"] == "expired_unit_in_stock")
+    found = inventory(store, as_of=AS_OF)
+    assert [u["unit"] for u in found["expired_in_stock"]] == [planted]
+    assert sum(r["units"] for r in found["in_stock"]) > 0
+    assert all(u["expires_on"] >= AS_OF for u in found["expiring"])
+    later = inventory(store, as_of=AS_OF + dt.timedelta(days=400))
+    assert len(later["expired_in_stock"]) > len(found["expired_in_stock"]), "every unit expires in the end"
+
+
+def test_reactions_cluster_by_shared_donor_or_unit_at_any_interval_and_by_facility_in_a_window() -> None:
+    from services.blood_safety import cluster_reactions
+
+    t = dt.datetime(2025, 3, 1)
+
+    def reaction(i: int, days: int, donor: str, facility: str) -> dict:
+        return {"reaction": f"R{i}", "reaction_type": "febrile", "occurred_at": t + dt.timedelta(days=days),
+                "serious": False, "unit": f"U{i}", "donation": f"D{i}", "donor": donor, "facility": facility}
+
+    rows = [reaction(1, 0, "donor-a", "h1"), reaction(2, 90, "donor-a", "h2"), reaction(3, 200, "donor-a", "h3"),
+            reaction(4, 1, "donor-b", "h4"), reaction(5, 5, "donor-c", "h4"), reaction(6, 70, "donor-d", "h4")]
+    found = {(c["by"], c["key"]): c["reactions"] for c in cluster_reactions(rows, min_reactions=3, window_days=30)}
+    assert found == {("donor", "donor-a"): ["R1", "R2", "R3"]}
+    found = {(c["by"], c["key"]): c["reactions"] for c in cluster_reactions(rows, min_reactions=2, window_days=30)}
+    assert found[("facility", "h4")] == ["R4", "R5"]  # R6 falls outside the 30-day window
