@@ -198,6 +198,14 @@ QUERIES: dict[str, NamedQuery] = {
             {"icd10": "string", "since": "dateTime", "until": "dateTime"},
         ),
         NamedQuery(
+            "case_places",
+            "病例时空分布 Cases whose ICD-10 code starts with a prefix, in a period: county of residence and time",
+            """MATCH (g:Diagnosis)-[:in_encounter]->(e:Encounter)-[:of_patient]->(r:Resident)-[:resides_in]->(c:Division)
+               WHERE g.icd10_code STARTS WITH $icd10 AND e.occurred_at >= $since AND e.occurred_at < $until
+               RETURN r.key AS resident, c.code AS county, e.occurred_at AS occurred_at""",
+            {"icd10": "string", "since": "dateTime", "until": "dateTime"},
+        ),
+        NamedQuery(
             "records_sharing_id_number",
             "同一身份证号的档案 Other resident records carrying the same resident id number",
             """MATCH (r:Resident), (o:Resident)

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from graph import QUERIES, GraphStore
 from ontology.errors import HealthGraphError, QueryParameterError
 from ontology.model import load_ontology
-from services import blood_safety, drug_trace, food_trace, vaccine_safety
+from services import blood_safety, case_clusters, drug_trace, food_trace, vaccine_safety
 from services.audit import AuditLog
 from services.directory import Directory
 from services.privacy import Guard, Viewer
@@ -205,6 +205,16 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
         """食品召回追踪 Trace-forward from a suspect lot: deliveries, stations reached, exposed residents."""
         return state["records"].trace(viewer(request), "food-forward", "FoodLot", lot,
                                       lambda: food_trace.trace_forward(state["store"], lot, start=since, end=until))
+
+    @app.get("/trace/cases/clusters", tags=["traceability"])
+    def case_space_time_clusters(since: dt.datetime, until: dt.datetime,
+                                 icd10: str = Query(..., min_length=1, description="ICD-10 code or prefix, e.g. A0"),
+                                 max_days: int = Query(7, ge=1, le=60),
+                                 replications: int = Query(999, ge=9, le=9999)) -> dict[str, Any]:
+        """病例时空聚集 Prospective space-time permutation scan (Kulldorff 2005) of a diagnosis's cases
+        by county and day: clusters still going on at the end of the period, with p-values."""
+        return case_clusters.case_clusters(state["store"], icd10=icd10, since=since, until=until, max_days=max_days,
+                                           replications=replications)
 
     @app.get("/trace/vaccine/lots", tags=["traceability"])
     def vaccine_lots(alpha: float = Query(vaccine_safety.ALPHA, gt=0, lt=1),

@@ -125,6 +125,7 @@ def query_args(truth: dict, province: Path) -> dict[str, dict]:
         "units_and_recipients": {"donations": truth["positive_donor"]["donations"]},
         "transfusions_of_recipient": {"recipient_key": recipient},
         "cases_by_diagnosis": {"icd10": truth["outbreak"]["icd10"], **window},
+        "case_places": {"icd10": truth["outbreak"]["icd10"], **window},
         "records_sharing_id_number": {"residents": cases[:10]},
         "exposures_of_residents": {"residents": cases},
         "exposures_to_lots": {"lots": [truth["outbreak"]["source_lot"]]},

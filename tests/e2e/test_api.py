@@ -182,3 +182,11 @@ def test_blood_inventory_and_reaction_clusters_over_http(client: TestClient, tru
     clusters = client.get("/trace/blood/reaction-clusters", params={"min_reactions": 2}).json()
     assert clusters["min_reactions"] == 2 and isinstance(clusters["clusters"], list)
     assert client.get("/trace/blood/reaction-clusters", params={"min_reactions": 1}).status_code == 422
+
+
+def test_case_clusters_over_http(client: TestClient) -> None:
+    body = client.get("/trace/cases/clusters", params={"icd10": "A0", "since": "2025-01-01T00:00:00",
+                                                       "until": "2026-01-01T00:00:00", "replications": 99}).json()
+    assert body["cases"] > 0 and body["replications"] == 99 and "Kulldorff" in body["basis"]
+    assert client.get("/trace/cases/clusters", params={"icd10": "Z99.9", "since": "2025-01-01T00:00:00",
+                                                       "until": "2025-01-02T00:00:00"}).json()["code"] == "HG-0203"
