@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test install bench bench-1m bench-engines check generate services services-stop clean
+.PHONY: demo test install bench bench-1m bench-engines bench-trace check generate services services-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ services-stop: install          ## stop them
 bench-engines: install         ## both graph engines and both search engines, side by side
 	$(BIN)/python benchmarks/bench_engines.py --residents 20000
 	$(BIN)/python benchmarks/bench_search.py --docs 100000
+
+bench-trace: install           ## food trace-back on a 57k-station, 300k-delivery supply network
+	$(BIN)/python benchmarks/bench_trace.py
 
 clean:
 	rm -rf var .pytest_cache

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from graph import GraphStore
@@ -73,14 +74,24 @@ class Network:
 
     def end_points(self, lot: str) -> set[str]:
         """Stations that received the lot and passed it on to no one."""
-        senders = {d["from_key"] for d in self.deliveries if d["lot"] == lot}
-        return {d["to_key"] for d in self.deliveries if d["lot"] == lot} - senders
+        return self._ends.get(lot, set())
 
+    @cached_property
+    def _ends(self) -> dict[str, set[str]]:
+        senders: dict[str, set[str]] = defaultdict(set)
+        receivers: dict[str, set[str]] = defaultdict(set)
+        for d in self.deliveries:
+            senders[d["lot"]].add(d["from_key"])
+            receivers[d["lot"]].add(d["to_key"])
+        return {lot: to - senders[lot] for lot, to in receivers.items()}
+
+    @cached_property
     def into(self) -> dict[str, list[dict[str, Any]]]:
+        """Deliveries by receiving station."""
         out: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for d in self.deliveries:
             out[d["to_key"]].append(d)
-        return out
+        return dict(out)
 
 
 def trace_back(store: GraphStore, *, cases: list[str] | None = None, icd10: str | None = None,
@@ -98,16 +109,36 @@ def trace_back(store: GraphStore, *, cases: list[str] | None = None, icd10: str 
         cases = sorted({r["record"] for r in store.query("records_sharing_id_number", residents=diagnosed)}
                        | set(diagnosed))
     exposures = [e for e in store.query("exposures_of_residents", residents=sorted(set(cases))) if e["venue"]]
-    traced = sorted({e["resident"] for e in exposures})
+    network = Network.read(store, start - dt.timedelta(days=shelf_days * 4), end)
+    positives: dict[str, list[str]] = defaultdict(list)
+    for r in store.query("samples_of_lots", lots=sorted(network.producer)):
+        if r["positive"]:
+            positives[r["lot"]].append(r["sample"])
+    ranked, traced = rank_sources(network, exposures, shelf_days=shelf_days, positives=positives)
     if not traced:
         raise QueryParameterError("no case has a recorded meal or exposure at a venue 病例均无就餐/暴露记录",
                                   cases=len(cases))
-    network = Network.read(store, start - dt.timedelta(days=shelf_days * 4), end)
-    into = network.into()
+    return {"cases": len(set(cases)), "cases_traced": traced, "window": [start, end], "shelf_days": shelf_days,
+            **{plural: [c.__dict__ for c in ranked if c.kind == kind][:top]
+               for kind, plural in (("station", "stations"), ("lot", "lots"), ("delivery", "deliveries"))},
+            "basis": BASIS, "not_modelled": NOT_MODELLED}
+
+
+def rank_sources(network: Network, exposures: list[dict[str, Any]], *, shelf_days: int = SHELF_DAYS,
+                 positives: dict[str, list[str]] | None = None) -> tuple[list[Candidate], int]:
+    """The trace-back itself, on a network in memory: exposures are rows with ``resident``,
+    ``venue`` and ``occurred_at``. Returns every reached station, lot and delivery, best first, and
+    how many cases had something to trace."""
+    positives = positives or {}
+    into = network.into
+    meals: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in exposures:
+        if e.get("venue"):
+            meals[e["resident"]].append(e)
     reached: dict[tuple[str, str], dict[str, Any]] = {}
-    for case in traced:
+    for case, eaten in meals.items():
         seen: dict[tuple[str, str], tuple[int, str]] = {}
-        for e in (x for x in exposures if x["resident"] == case):
+        for e in eaten:
             seen.setdefault(("station", e["venue"]), (0, ""))
             window = e["occurred_at"] - dt.timedelta(days=shelf_days)
             for d in into.get(e["venue"], []):
@@ -119,27 +150,19 @@ def trace_back(store: GraphStore, *, cases: list[str] | None = None, icd10: str 
             entry["depth"] = max(entry["depth"], depth)
             if lot:
                 entry["via"].add(lot)
-    venues = {e["venue"] for e in exposures}
+    venues = {e["venue"] for e in exposures if e.get("venue")}
     ranked = []
     for (kind, key), v in reached.items():
-        c = Candidate(key, kind, len(v["cases"]) / len(traced), len(v["cases"]), v["depth"], sorted(v["via"]))
+        c = Candidate(key, kind, len(v["cases"]) / len(meals), len(v["cases"]), v["depth"], sorted(v["via"]))
         if kind == "lot":
             ends = network.end_points(key)
             c.specificity = len(ends & venues) / len(ends) if ends else 0.0
+            c.positive_samples = sorted(positives.get(key, []))
+        else:
+            c.positive_samples = sorted({s for lot in c.via for s in positives.get(lot, [])})
         ranked.append(c)
-    lots = sorted(c.key for c in ranked if c.kind == "lot")
-    positives = defaultdict(list)
-    for r in store.query("samples_of_lots", lots=lots) if lots else []:
-        if r["positive"]:
-            positives[r["lot"]].append(r["sample"])
-    for c in ranked:
-        c.positive_samples = sorted(positives.get(c.key, [])) if c.kind == "lot" else \
-            sorted({s for lot in c.via for s in positives.get(lot, [])})
     ranked.sort(key=lambda c: (-c.score, -len(c.positive_samples), -c.specificity, -c.depth, c.key))
-    return {"cases": len(set(cases)), "cases_traced": len(traced), "window": [start, end], "shelf_days": shelf_days,
-            **{plural: [c.__dict__ for c in ranked if c.kind == kind][:top]
-               for kind, plural in (("station", "stations"), ("lot", "lots"), ("delivery", "deliveries"))},
-            "basis": BASIS, "not_modelled": NOT_MODELLED}
+    return ranked, len(meals)
 
 
 def _upstream(delivery: dict[str, Any], depth: int, network: Network, into: dict[str, list[dict[str, Any]]],
