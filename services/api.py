@@ -9,17 +9,17 @@ import datetime as dt
 import html
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from graph import QUERIES, GraphStore
 from ontology.errors import HealthGraphError, QueryParameterError
 from ontology.model import load_ontology
-from services import blood_safety, case_clusters, drug_trace, food_trace, vaccine_safety
+from services import blood_safety, case_clusters, drug_trace, food_trace, trace_export, vaccine_safety
 from services.audit import AuditLog
 from services.directory import Directory
 from services.privacy import Guard, Viewer
@@ -162,6 +162,15 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
                                        lambda: blood_safety.lookback(state["store"], din, as_of=as_of, months=months))
         return found.to_dict()
 
+    @app.get("/trace/blood/lookback/{din}/graph", tags=["traceability"])
+    def blood_lookback_graph(din: str, request: Request, as_of: dt.date | None = None,
+                             format: Literal["graphml", "json"] = "graphml") -> Response:
+        """The lookback as a graph for other tools: GraphML or node-link JSON."""
+        found = state["records"].trace(viewer(request), "lookback", "BloodDonation", din,
+                                       lambda: blood_safety.lookback(state["store"], din, as_of=as_of))
+        text, media = trace_export.serialise(trace_export.lookback_graph(found), format)
+        return Response(text, media_type=media)
+
     @app.get("/trace/blood/inventory", tags=["traceability"])
     def blood_inventory(as_of: dt.date | None = None,
                         warn_days: int = Query(blood_safety.EXPIRY_WARNING_DAYS, ge=0, le=60)) -> dict[str, Any]:
@@ -199,6 +208,15 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
         """追溯数据核查 Checks of the trace data: deliveries out of order, lots sent on in larger
         quantity than received, likely duplicate stations. Reported, never fixed silently."""
         return food_trace.plausibility(state["store"], start=since, end=until)
+
+    @app.get("/trace/food/forward-graph/{lot:path}", tags=["traceability"])
+    def food_trace_forward_graph(lot: str, request: Request, since: dt.datetime, until: dt.datetime,
+                                 format: Literal["graphml", "json"] = "graphml") -> Response:
+        """The trace-forward as a graph for other tools: GraphML or node-link JSON."""
+        found = state["records"].trace(viewer(request), "food-forward", "FoodLot", lot,
+                                       lambda: food_trace.trace_forward(state["store"], lot, start=since, end=until))
+        text, media = trace_export.serialise(trace_export.forward_graph(found), format)
+        return Response(text, media_type=media)
 
     @app.get("/trace/food/forward/{lot:path}", tags=["traceability"])
     def food_trace_forward(lot: str, request: Request, since: dt.datetime, until: dt.datetime) -> dict[str, Any]:

@@ -190,3 +190,24 @@ def test_case_clusters_over_http(client: TestClient) -> None:
     assert body["cases"] > 0 and body["replications"] == 99 and "Kulldorff" in body["basis"]
     assert client.get("/trace/cases/clusters", params={"icd10": "Z99.9", "since": "2025-01-01T00:00:00",
                                                        "until": "2025-01-02T00:00:00"}).json()["code"] == "HG-0203"
+
+
+def test_traces_export_as_graphml_and_json(client: TestClient, truth: dict) -> None:
+    import io
+
+    import networkx as nx
+
+    donor = truth["positive_donor"]
+    r = client.get(f"/trace/blood/lookback/{donor['reactive_donation']}/graph", params={"as_of": "2026-01-01"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/graphml+xml")
+    g = nx.read_graphml(io.BytesIO(r.content))
+    units = {n for n, a in g.nodes(data=True) if a["kind"] == "BloodUnit"}
+    assert units == set(donor["units"]) and g.graph["trace"] == "blood lookback"
+    recipients = [n for n, a in g.nodes(data=True) if a.get("role") == "recipient"]
+    assert 1 <= len(recipients) <= len(donor["transfused_units"])  # a recipient may have had two units
+    window = {"since": "2025-01-01T00:00:00", "until": "2026-01-01T00:00:00", "format": "json"}
+    body = client.get(f"/trace/food/forward-graph/{truth['outbreak']['source_lot']}", params=window).json()
+    stations = {n["id"] for n in body["nodes"] if n["kind"] == "Institution"}
+    assert set(truth["outbreak"]["venues"]) <= stations
+    assert client.get(f"/trace/food/forward-graph/{truth['outbreak']['source_lot']}",
+                      params={**window, "format": "pdf"}).status_code == 422
