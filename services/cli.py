@@ -396,6 +396,87 @@ def trace_food_forward(
     console.print(f"stations reached: {len(found['stations'])} · residents exposed: {len(found['residents'])}")
 
 
+@trace_app.command("inventory")
+def trace_inventory(as_of: AsOf = None) -> None:
+    """血液库存与效期 Units in stock, expired units still in stock, units about to expire (WS 399-2012)."""
+    import datetime as dt
+
+    from services.blood_safety import inventory
+
+    found = _with_store(lambda store: inventory(store, as_of=dt.date.fromisoformat(as_of) if as_of else None))
+    table = Table(title=f"血液库存 stock on {found['as_of']}")
+    for col in ("store", "component", "ABO/Rh", "units"):
+        table.add_column(col)
+    for r in found["in_stock"]:
+        table.add_row(r["store"], r["component"], r["abo_rh"], str(r["units"]))
+    console.print(table)
+    for label, rows in (("expired, still in stock 过期在库", found["expired_in_stock"]),
+                        ("expiring 即将过期", found["expiring"])):
+        console.print(f"{label}: " + (", ".join(f"{u['unit']} ({u['expires_on']})" for u in rows) or "none"))
+
+
+@trace_app.command("vaccine-lots")
+def trace_vaccine_lots() -> None:
+    """疫苗批号安全 AEFI rate per lot and the lots that signal against their siblings."""
+    from services.vaccine_safety import lot_signals
+
+    found = _with_store(lot_signals)
+    table = Table(title="AEFI per lot")
+    for col in ("lot", "vaccine", "doses", "AEFI", "per 10k", "p (adj.)", "signal"):
+        table.add_column(col)
+    for x in found["lots"]:
+        table.add_row(x["lot"], x["vaccine_name"] or x["vaccine"], str(x["vaccinations"]), str(x["adverse_events"]),
+                      f"{x['rate_per_10k']:.0f}", "" if x["p_value"] is None else f"{x['p_value']:.2g}",
+                      "⚠" if x["signal"] else "")
+    console.print(table)
+
+
+@trace_app.command("drug-repeats")
+def trace_drug_repeats() -> None:
+    """药品追溯码重复 Trace codes dispensed more than once, with each dispensing."""
+    from services.drug_trace import repeated_codes
+
+    found = _with_store(repeated_codes)
+    for g in found["repeats"]:
+        console.print(f"[bold]{g['code']}[/] ×{g['times']} at {g['institutions']} institutions")
+        for d in g["dispensings"]:
+            console.print(f"  {d['dispensed_at']:%Y-%m-%d} {d['institution']} {d['item']}")
+    if not found["repeats"]:
+        console.print("no trace code dispensed twice 未发现重复追溯码")
+
+
+@trace_app.command("clusters")
+def trace_clusters(
+    icd10: Annotated[str, typer.Option(help="ICD-10 code or prefix, e.g. A0")],
+    since: Since,
+    until: Until,
+    replications: Annotated[int, typer.Option(help="Monte Carlo replications")] = 999,
+) -> None:
+    """病例时空聚集 Space-time clusters of a diagnosis still going on at the end of the period."""
+    import datetime as dt
+
+    from services.case_clusters import case_clusters
+
+    found = _with_store(lambda store: case_clusters(store, icd10=icd10, since=dt.datetime.fromisoformat(since),
+                                                    until=dt.datetime.fromisoformat(until),
+                                                    replications=replications))
+    console.print(f"{found['cases']} cases · {found['replications']} replications · {found['basis']}")
+    for c in found["clusters"][:5]:
+        console.print(f"p={c['p_value']:.3f} every {c['recurrence_days']:.0f} days · {c['start']}–{c['end']} · "
+                      f"{c['observed']} observed / {c['expected']:.1f} expected · {', '.join(c['locations'][:6])}")
+
+
+def _with_store(fn: Any) -> Any:
+    s = _settings()
+    store = s.open_graph()
+    try:
+        return fn(store)
+    except HealthGraphError as exc:
+        _fail(exc)
+    finally:
+        store.close()
+
+
 def _server_names(names: list[str] | None) -> list[str]:
     chosen = names or list(SERVER_NAMES)
     unknown = [n for n in chosen if n not in SERVER_NAMES]

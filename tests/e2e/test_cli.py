@@ -49,6 +49,15 @@ def test_generate_load_stats_query(env: Path) -> None:
                             "--until", "2026-01-01"])
     assert r.exit_code == 0, r.output
     assert truth["outbreak"]["source_station"] in flat(r.output)
+    for command in (["trace", "inventory", "--as-of", "2026-01-01"], ["trace", "vaccine-lots"], ["trace", "drug-repeats"],
+                    ["trace", "clusters", "--icd10", "A0", "--since", "2025-01-01", "--until", "2026-01-01",
+                     "--replications", "99"]):
+        r = runner.invoke(app, command)
+        assert r.exit_code == 0, (command, r.output)
+    r = runner.invoke(app, ["trace", "drug-repeats"])
+    assert truth["drug_trace_repeat"]["code"] in flat(r.output)
+    r = runner.invoke(app, ["trace", "vaccine-lots"])
+    assert truth["aefi_cluster"]["lot"] in flat(r.output) and "⚠" in r.output
     r = runner.invoke(app, ["index"])
     assert r.exit_code == 0, r.output
     assert "documents on tantivy" in flat(r.output) and "Institution" in r.output
