@@ -22,7 +22,8 @@ services_app = typer.Typer(help="引擎服务 Neo4j and OpenSearch servers on 12
                            no_args_is_help=True)
 app.add_typer(services_app, name="services")
 SERVER_NAMES = ("neo4j", "opensearch")
-trace_app = typer.Typer(help="追溯 Traceability for investigators: blood lookback and traceback.", no_args_is_help=True)
+trace_app = typer.Typer(help="追溯 Traceability for investigators: blood, food, vaccines, drugs, case clusters.",
+                        no_args_is_help=True)
 app.add_typer(trace_app, name="trace")
 console = Console()
 
@@ -282,15 +283,8 @@ def trace_lookback(
 
     from services.blood_safety import lookback
 
-    s = _settings()
-    store = s.open_graph()
-    try:
-        found = lookback(store, din, as_of=dt.date.fromisoformat(as_of) if as_of else None, months=months)
-    except HealthGraphError as exc:
-        _fail(exc)
-        return
-    finally:
-        store.close()
+    day = dt.date.fromisoformat(as_of) if as_of else None
+    found = _with_store(lambda store: lookback(store, din, as_of=day, months=months))
     console.print(f"donor {found.donor} · reactive {found.index_donation} at {found.reactive_at:%Y-%m-%d} · window from "
                   f"{found.window_from:%Y-%m-%d} · quarantine by {found.quarantine_by} · {found.basis}")
     table = Table(title="血液去向 units")
@@ -313,15 +307,8 @@ def trace_traceback(
 
     from services.blood_safety import traceback
 
-    s = _settings()
-    store = s.open_graph()
-    try:
-        found = traceback(store, recipient, as_of=dt.date.fromisoformat(as_of) if as_of else None)
-    except HealthGraphError as exc:
-        _fail(exc)
-        return
-    finally:
-        store.close()
+    day = dt.date.fromisoformat(as_of) if as_of else None
+    found = _with_store(lambda store: traceback(store, recipient, as_of=day))
     for t in found["transfusions"]:
         reactions = ", ".join(r["type"] for r in t["reactions"]) or "none"
         console.print(f"{t['transfused_at']:%Y-%m-%d} {t['unit']} ← {t['donation']} ← donor {t['donor']} · "
@@ -349,16 +336,8 @@ def trace_food_back(
 
     from services.food_trace import trace_back
 
-    s = _settings()
-    store = s.open_graph()
-    try:
-        found = trace_back(store, cases=case, icd10=icd10, start=dt.datetime.fromisoformat(since),
-                           end=dt.datetime.fromisoformat(until), top=top)
-    except HealthGraphError as exc:
-        _fail(exc)
-        return
-    finally:
-        store.close()
+    start, end = dt.datetime.fromisoformat(since), dt.datetime.fromisoformat(until)
+    found = _with_store(lambda store: trace_back(store, cases=case, icd10=icd10, start=start, end=end, top=top))
     console.print(f"{found['cases_traced']} of {found['cases']} case records have meals to trace · {found['basis']}")
     for kind in ("stations", "lots"):
         table = Table(title=kind)
@@ -382,15 +361,8 @@ def trace_food_forward(
 
     from services.food_trace import trace_forward
 
-    s = _settings()
-    store = s.open_graph()
-    try:
-        found = trace_forward(store, lot, start=dt.datetime.fromisoformat(since), end=dt.datetime.fromisoformat(until))
-    except HealthGraphError as exc:
-        _fail(exc)
-        return
-    finally:
-        store.close()
+    start, end = dt.datetime.fromisoformat(since), dt.datetime.fromisoformat(until)
+    found = _with_store(lambda store: trace_forward(store, lot, start=start, end=end))
     for d in found["deliveries"]:
         console.print(f"{d['occurred_at']:%Y-%m-%d} {d['delivery']} {d['lot']}: {d['from_key']} → {d['to_key']}")
     console.print(f"stations reached: {len(found['stations'])} · residents exposed: {len(found['residents'])}")
@@ -403,7 +375,8 @@ def trace_inventory(as_of: AsOf = None) -> None:
 
     from services.blood_safety import inventory
 
-    found = _with_store(lambda store: inventory(store, as_of=dt.date.fromisoformat(as_of) if as_of else None))
+    day = dt.date.fromisoformat(as_of) if as_of else None
+    found = _with_store(lambda store: inventory(store, as_of=day))
     table = Table(title=f"血液库存 stock on {found['as_of']}")
     for col in ("store", "component", "ABO/Rh", "units"):
         table.add_column(col)
@@ -457,8 +430,8 @@ def trace_clusters(
 
     from services.case_clusters import case_clusters
 
-    found = _with_store(lambda store: case_clusters(store, icd10=icd10, since=dt.datetime.fromisoformat(since),
-                                                    until=dt.datetime.fromisoformat(until),
+    start, end = dt.datetime.fromisoformat(since), dt.datetime.fromisoformat(until)
+    found = _with_store(lambda store: case_clusters(store, icd10=icd10, since=start, until=end,
                                                     replications=replications))
     console.print(f"{found['cases']} cases · {found['replications']} replications · {found['basis']}")
     for c in found["clusters"][:5]:
@@ -467,6 +440,7 @@ def trace_clusters(
 
 
 def _with_store(fn: Any) -> Any:
+    """Run ``fn(store)`` on the configured graph; a coded error exits with its code."""
     s = _settings()
     store = s.open_graph()
     try:
