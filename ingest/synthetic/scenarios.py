@@ -237,7 +237,6 @@ def care_anomalies(p: Province) -> None:
 
 def blood_scenarios(p: Province) -> None:
     """A donor whose third donation screens reactive (lookback), a reaction cluster, an expired unit in stock."""
-    units = p.units
     centre = p.inst[p.inst["kind"] == "BloodCenter"].iloc[0]
     donor = _pick_person(p, min_age=25, max_age=50)
     dates = [WINDOW_START + pd.Timedelta(days=d, hours=9) for d in (20, 200, 330)]
@@ -272,17 +271,30 @@ def blood_scenarios(p: Province) -> None:
         "units": new_units["key"].tolist(), "transfused_units": [t["unit"] for t in tx_rows], "recipients": recipients,
         "basis": "血站技术操作规程 (2019) 与输血相容性检测 — lookback of prior donations"}
 
-    # A cluster of febrile reactions on units from one donor within weeks (≥ 3 reactions, one source).
-    if len(units) and p.transfusions:
-        tx = pd.concat(p.transfusions, ignore_index=True)
-        tx = tx.merge(units[["key", "person"]].rename(columns={"key": "unit", "person": "donor"}), on="unit")
-        by_donor = tx.groupby("donor").size()
-        donors = by_donor[by_donor >= 1].index
-        chosen = tx[tx["donor"].isin(donors)].sort_values(["donor", "occurred_at"]).head(3)
-        if len(chosen) >= 1:
-            r = emit_reactions(p, chosen, types="febrile")
-            _anomaly(p, "transfusion_reaction_cluster", "blood_safety", "输血不良反应监测 (WS/T 624-2018 输血反应分类)",
-                     reactions=r["key"].tolist())
+    # A cluster of febrile reactions with one source: a second donor's units, transfused within weeks.
+    donor2 = _pick_person(p, min_age=25, max_age=50)
+    don2 = pd.DataFrame({"person": donor2["person"], "centre": centre["key"], "prefecture": centre["prefecture"],
+                         "abo": "A", "occurred_at": [WINDOW_START + pd.Timedelta(days=d, hours=9) for d in (60, 74)]})
+    emitted2 = emit_donations(p, don2, screening=np.array(["negative", "negative"]))
+    units2 = pd.concat(p.pending_units, ignore_index=True)
+    p.pending_units = []
+    tx2 = []
+    for u in units2.itertuples():
+        cand = inpat[(inpat["occurred_at"] > u.occurred_at + pd.Timedelta(days=1)) & (inpat["occurred_at"] < u.expires_on)
+                     & ~inpat["key"].isin([t["encounter"] for t in tx_rows + tx2])]
+        if len(tx2) < 3 and not cand.empty:
+            e = cand.iloc[0]
+            tx2.append({"unit": u.key, "encounter": e["key"], "enc_class": e["class"], "record": e["record"],
+                        "person": e["person"], "source_system": e["source_system"],
+                        "occurred_at": e["occurred_at"] + pd.Timedelta(hours=6)})
+    units2["status"] = np.where(units2["key"].isin([t["unit"] for t in tx2]), "transfused",
+                                np.where(units2["expires_on"] < AS_OF, "discarded", "in_stock"))
+    units2["abo_rh"] = "A+"
+    emit_units(p, units2)
+    if tx2:
+        r = emit_reactions(p, emit_transfusions(p, pd.DataFrame(tx2)), types="febrile")
+        _anomaly(p, "transfusion_reaction_cluster", "blood_safety", "输血不良反应监测 (WS/T 624-2018 输血反应分类)",
+                 reactions=r["key"].tolist(), donor=donor2["person"], donations=emitted2["din"].tolist())
     # An expired unit still recorded as in stock (WS 399-2012 血液储存要求: shelf life per component).
     expired = pd.DataFrame([{"din": f"Z3399{25}999901", "component": vocab("blood_components")["code"].iloc[0],
                              "abo_rh": "A+", "expires_on": pd.Timestamp("2025-10-01"), "status": "in_stock",

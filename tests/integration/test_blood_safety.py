@@ -108,3 +108,13 @@ def test_reactions_cluster_by_shared_donor_or_unit_at_any_interval_and_by_facili
     assert found == {("donor", "donor-a"): ["R1", "R2", "R3"]}
     found = {(c["by"], c["key"]): c["reactions"] for c in cluster_reactions(rows, min_reactions=2, window_days=30)}
     assert found[("facility", "h4")] == ["R4", "R5"]  # R6 falls outside the 30-day window
+
+
+def test_the_planted_reaction_cluster_is_found_by_its_donor(store: GraphStore, truth: dict) -> None:
+    from services.blood_safety import reaction_clusters
+
+    planted = next(a for a in truth["anomalies"] if a["kind"] == "transfusion_reaction_cluster")
+    found = reaction_clusters(store, min_reactions=len(planted["reactions"]))["clusters"]
+    by_donor = [c for c in found if c["by"] == "donor"]
+    assert [sorted(c["reactions"]) for c in by_donor] == [sorted(planted["reactions"])]
+    assert all(set(c["reactions"]) <= set(planted["reactions"]) for c in found), "no cluster without a source"
