@@ -166,8 +166,8 @@ QUERIES: dict[str, NamedQuery] = {
         NamedQuery(
             "units_and_recipients",
             "血液去向 Units of donations, where they are, their transfusions, recipients and reactions",
-            """MATCH (u:BloodUnit)-[:derived_from]->(b:BloodDonation)
-               WHERE b.key IN $donations
+            """UNWIND $donations AS din
+               MATCH (b:BloodDonation {key: din})<-[:derived_from]-(u:BloodUnit)
                OPTIONAL MATCH (u)-[:stored_at]->(s:Institution)
                OPTIONAL MATCH (t:Transfusion)-[:of_unit]->(u)
                OPTIONAL MATCH (t)-[:of_patient]->(r:Resident)
