@@ -59,34 +59,36 @@ class Neo4jStore(GraphStore):
     def _tx(self) -> Any:
         return getattr(self._local, "tx", None)
 
-    def _run(self, statement: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    @contextmanager
+    def _engine_errors(self, statement: str) -> Iterator[None]:
+        """Driver failures as the project's coded errors, on every path (inside a transaction too)."""
         try:
-            if self._tx is not None:
-                result = self._tx.run(statement, params or {})
-                records, keys = list(result), result.keys()
-            else:
-                records, _, keys = self._driver.execute_query(statement, params or {}, database_=self.database)
+            yield
         except Neo4jError as exc:
             raise GraphError(f"{exc.message} — in statement: {statement[:200]}", statement=statement[:500],
                              neo4j_code=exc.code) from exc
         except (ServiceUnavailable, DriverError, OSError) as exc:
             raise GraphUnavailable(f"Neo4j at {self.uri} is unavailable: {exc}", uri=self.uri) from exc
+
+    def _run(self, statement: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        with self._engine_errors(statement):
+            if self._tx is not None:
+                result = self._tx.run(statement, params or {})
+                records, keys = list(result), result.keys()
+            else:
+                records, _, keys = self._driver.execute_query(statement, params or {}, database_=self.database)
         rows = [{k: _native(r[k]) for k in keys} for r in records]
         return pd.DataFrame(rows, columns=list(keys))
 
     def _write_batches(self, statement: str, rows: list[dict[str, Any]]) -> None:
         for start in range(0, len(rows), BATCH_ROWS):
             chunk = rows[start:start + BATCH_ROWS]
-            if self._tx is not None:
-                self._tx.run(statement, rows=chunk).consume()
-                continue
-            try:
-                with self._driver.session(database=self.database) as session:
-                    session.execute_write(lambda tx, c=chunk: tx.run(statement, rows=c).consume())
-            except Neo4jError as exc:
-                raise GraphError(f"{exc.message} — in statement: {statement[:200]}", neo4j_code=exc.code) from exc
-            except (ServiceUnavailable, DriverError, OSError) as exc:
-                raise GraphUnavailable(f"Neo4j at {self.uri} is unavailable: {exc}", uri=self.uri) from exc
+            with self._engine_errors(statement):
+                if self._tx is not None:
+                    self._tx.run(statement, rows=chunk).consume()
+                else:
+                    with self._driver.session(database=self.database) as session:
+                        session.execute_write(lambda tx, c=chunk: tx.run(statement, rows=c).consume())
 
     def ensure_schema(self) -> None:
         with self._write_lock:

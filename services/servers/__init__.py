@@ -14,6 +14,7 @@ Without Java or Maven, ``start`` raises ``ServerUnavailable`` (HG-0501) saying w
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -157,7 +158,7 @@ def start(kind_name: str, home: Path, *, port: int | None = None, cache: Path | 
         (home / "server.log").replace(home / "server.previous.log")
     log = open(home / "server.log", "wb")  # noqa: SIM115 - handed to the child process
     if heap_mib:
-        kind = ServerKind(kind.name, kind.java_major, kind.default_port, heap_mib, kind.ports)
+        kind = dataclasses.replace(kind, heap_mib=heap_mib)
     proc = subprocess.Popen(kind.command(java, cp, home, port), cwd=home, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     log.close()
