@@ -8,7 +8,10 @@ Traps handled here (measured; see docs/engines.md):
   connection to autocommit: the connection is discarded after any failure in a transaction;
 - a failed COPY can leave the engine's memory inconsistent: inputs are validated and deduplicated
   first, and after a failed COPY the database is reopened;
-- pandas nullable dtypes break or corrupt COPY: bulk loads always go through typed Arrow tables.
+- pandas nullable dtypes break or corrupt COPY: bulk loads always go through typed Arrow tables;
+- every COPY or LOAD FROM an Arrow table holds megabytes of the buffer pool that are not given back
+  (about 3 MiB each: a few hundred small writes exhaust 1 GiB), so small writes — the master index's
+  operations — run as parameterised statements instead.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from graph.dialect import LadybugDialect
 from graph.store import GraphStore
 from ontology.errors import GraphError, StoreLocked, TransactionFailed
 from ontology.model import Ontology
+
+SMALL_ROWS = 64
+"""Writes of at most this many rows use parameterised statements instead of COPY (see the module notes)."""
 
 _OPEN_PATHS: set[Path] = set()
 _OPEN_LOCK = threading.Lock()
@@ -88,7 +94,10 @@ class LadybugStore(GraphStore):
 
     def _run(self, statement: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         with self._lock:
-            return self._execute(statement, params).get_as_arrow().to_pandas()
+            result = self._execute(statement, params)
+            if not result.get_column_names():  # a write without RETURN
+                return pd.DataFrame()
+            return result.get_as_arrow().to_pandas()
 
     def _discard_connection(self) -> None:
         # After a failed statement inside an explicit transaction the next statement on the same
@@ -156,10 +165,23 @@ class LadybugStore(GraphStore):
                          "batch_id": pa.array(rows["batch_id"], pa.string())})
 
     def _insert_nodes(self, table: str, payload: pa.Table) -> None:
+        if payload.num_rows <= SMALL_ROWS:
+            names = payload.column_names
+            fields = ", ".join(f"`{name}`: $c{i}" for i, name in enumerate(names))
+            for row in payload.to_pylist():
+                self._execute(f"CREATE (n:{table} {{{fields}}})", {f"c{i}": row[n] for i, n in enumerate(names)})
+            return
         self._copy(f"COPY {table} FROM $batch", payload)
 
     def _update_nodes(self, table: str, payload: pa.Table) -> None:
         names = payload.column_names
+        if payload.num_rows <= SMALL_ROWS:
+            key = names.index("key")
+            sets = ", ".join(f"n.`{name}` = $c{i}" for i, name in enumerate(names) if name != "key")
+            for row in payload.to_pylist():
+                self._execute(f"MATCH (n:{table} {{key: $c{key}}}) SET {sets}",
+                              {f"c{i}": row[n] for i, n in enumerate(names)})
+            return
         # Positional aliases keep property names that are Cypher keywords out of the variable space.
         batch = payload.rename_columns([f"c{i}" for i in range(len(names))])
         assignments = ", ".join(f"n.{name} = c{i}" for i, name in enumerate(names) if name != "key")
@@ -167,5 +189,11 @@ class LadybugStore(GraphStore):
                       {"batch": batch})
 
     def _insert_edges(self, edge: str, src_table: str, dst_table: str, payload: pa.Table) -> None:
+        if payload.num_rows <= SMALL_ROWS:
+            for row in payload.to_pylist():
+                self._execute(f"MATCH (a:{src_table} {{key: $src}}), (b:{dst_table} {{key: $dst}}) "
+                              f"CREATE (a)-[:{edge} {{batch_id: $batch}}]->(b)",
+                              {"src": row["from"], "dst": row["to"], "batch": row["batch_id"]})
+            return
         multi = len(self.onto.edge_table_pairs(edge)) > 1
         self._copy(self.dialect.copy_edges(edge, "$batch", src_table, dst_table, multi), payload)

@@ -24,6 +24,11 @@ from ontology.model import Ontology
 from ontology.validate import PANDAS_DTYPES, duplicated, edge_keys, plain
 
 
+SMALL_WRITE = 2_000
+"""Writes up to this many rows compare against the stored rows they touch (key lookups); larger ones
+read the table's hashes or edge pairs in one pass."""
+
+
 @dataclass(frozen=True)
 class Provenance:
     """Where a write came from: the source (system or adapter), the batch and when."""
@@ -177,7 +182,7 @@ class GraphStore(ABC):
             return plan
         rows = self._conform(table, frame)
         rows["content_hash"] = content_hash(rows.drop(columns=["content_hash"]))
-        existing = self.node_hashes(table)
+        existing = self.node_hashes(table) if len(rows) > SMALL_WRITE else self._hashes_of(table, rows["key"])
         if len(existing):
             old_hash = rows["key"].map(existing)
             is_new = old_hash.isna().to_numpy()
@@ -206,7 +211,8 @@ class GraphStore(ABC):
         self.onto.edge(edge)
         plan = WritePlan(edge, is_edge=True)
         for (st, dt_), group in frame.groupby(["src_table", "dst_table"], sort=True):
-            existing = self.edge_pairs(edge, str(st), str(dt_))
+            existing = self.edge_pairs(edge, str(st), str(dt_)) if len(group) > SMALL_WRITE else \
+                self._pairs_from(edge, str(st), str(dt_), group["src"])
             pairs = group[["src", "dst"]] if unique else group[["src", "dst"]][~duplicated(edge_keys(group))]
             if len(existing):
                 merged = pairs.merge(existing, on=["src", "dst"], how="left", indicator=True)
@@ -219,6 +225,51 @@ class GraphStore(ABC):
                 plan.inserts.append((str(st), str(dt_), self._encode_edges(rows)))
             plan.result += WriteResult(len(new), 0, len(pairs) - len(new))
         return plan
+
+    def delete_nodes(self, table: str, keys: list[str]) -> int:
+        """Delete nodes by key together with their edges; returns how many existed.
+
+        For services that own their nodes (the master index undoing a merge); loaded records are
+        never deleted, a later batch updates them.
+        """
+        label = self._table(table)
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return 0
+        with self._write_lock:
+            match = f"UNWIND $keys AS k MATCH (n:{label}) WHERE n.key = k"
+            found = self._run(f"{match} RETURN count(n) AS n", {"keys": keys})
+            self._run(f"{match} DETACH DELETE n", {"keys": keys})
+            self._empty = None
+        return int(found["n"].iat[0]) if len(found) else 0
+
+    def delete_edges(self, edge: str, frame: pd.DataFrame) -> int:
+        """Delete edges given as rows of src, dst, src_table, dst_table; returns how many existed."""
+        self.onto.edge(edge)
+        removed = 0
+        with self._write_lock:
+            for (st, dt_), group in frame.groupby(["src_table", "dst_table"], sort=True):
+                pairs = group[["src", "dst"]].drop_duplicates().to_dict("records")
+                match = (f"UNWIND $pairs AS p MATCH (a:{self._table(str(st))})-[e:{edge}]->(b:{self._table(str(dt_))}) "
+                         "WHERE a.key = p.src AND b.key = p.dst")
+                found = self._run(f"{match} RETURN count(e) AS n", {"pairs": pairs})
+                self._run(f"{match} DELETE e", {"pairs": pairs})
+                removed += int(found["n"].iat[0]) if len(found) else 0
+            self._empty = None
+        return removed
+
+    def _hashes_of(self, table: str, keys: pd.Series) -> pd.Series:
+        """key → content_hash for the given keys only (index lookups: a small write never reads a whole table)."""
+        df = self._run(f"UNWIND $keys AS k MATCH (n:{self._table(table)}) WHERE n.key = k "
+                       "RETURN n.key AS key, n.content_hash AS h", {"keys": list(dict.fromkeys(keys))})
+        return pd.Series(df["h"].to_numpy(), index=df["key"].to_numpy(), dtype="Int64") if len(df) else \
+            pd.Series(dtype="Int64")
+
+    def _pairs_from(self, edge: str, src_table: str, dst_table: str, sources: pd.Series) -> pd.DataFrame:
+        """Stored (src, dst) pairs of an edge type leaving the given source nodes."""
+        df = self._run(f"UNWIND $keys AS k MATCH (a:{self._table(src_table)})-[:{edge}]->(b:{self._table(dst_table)}) "
+                       "WHERE a.key = k RETURN a.key AS src, b.key AS dst", {"keys": list(dict.fromkeys(sources))})
+        return df.astype("string") if len(df) else pd.DataFrame({"src": [], "dst": []}, dtype="string")
 
     def provenance(self, batch_id: str) -> dict[str, Any]:
         """Where a node or edge came from: its batch's source, time and reconciliation."""

@@ -97,3 +97,16 @@ def test_both_engines_end_in_the_same_state(tmp_path: Path, onto: Ontology, requ
     finally:
         ladybug.close()
         neo4j.close()
+
+
+def test_delete_edges_then_nodes(empty_store: GraphStore, onto: Ontology) -> None:
+    empty_store.upsert_nodes("Division", _divisions(onto, [WEST_LAKE, HANGZHOU]), Provenance("t", "b1"))
+    edge = pd.DataFrame([{"src": "330106", "dst": "330100", "src_table": "Division", "dst_table": "Division"}])
+    empty_store.upsert_edges("within", edge, Provenance("t", "b1"))
+    assert empty_store.delete_edges("within", edge) == 1
+    assert empty_store.counts() == {"Division": 2}
+    assert empty_store.delete_edges("within", edge) == 0, "deleting twice finds nothing"
+    empty_store.upsert_edges("within", edge, Provenance("t", "b2"))
+    assert empty_store.delete_nodes("Division", ["330106", "no-such-code"]) == 1
+    assert empty_store.counts() == {"Division": 1}, "a deleted node takes its edges with it"
+    assert "within" in empty_store.empty_tables()
