@@ -318,6 +318,92 @@ QUERIES: dict[str, NamedQuery] = {
                ORDER BY occurred_at, delivery""",
             {"lot": "string"}, ordered=True,
         ),
+        NamedQuery(
+            "possible_matches",
+            "主索引待审核 Person links awaiting review (POSSIBLE_MATCH), most probable first",
+            """MATCH (l:PersonLink)-[:link_record]->(r:Resident), (l)-[:link_master]->(m:MasterPerson)
+               WHERE l.state = 'POSSIBLE_MATCH'
+               RETURN l.key AS link, r.key AS record, m.key AS master_id, l.probability AS probability,
+                      l.match_weight AS match_weight, l.evidence AS evidence, l.linked_at AS linked_at
+               ORDER BY probability DESC, link LIMIT $limit""",
+            {"limit": "integer"}, ordered=True,
+        ),
+        NamedQuery(
+            "identity_history",
+            "主索引变更历史 Identity events concerning a master id or a record key, oldest first",
+            """MATCH (e:IdentityEvent) WHERE $subject IN e.masters OR $subject IN e.records
+               RETURN e.key AS event, e.action AS action, e.actor AS actor, e.reason AS reason,
+                      e.occurred_at AS occurred_at, e.masters AS masters, e.records AS records
+               ORDER BY event""",
+            {"subject": "string"}, ordered=True,
+        ),
+        NamedQuery(
+            "identity_changes",
+            "主索引变更内容 Identity events concerning a subject with their change sets (for undo)",
+            """MATCH (e:IdentityEvent) WHERE $subject IN e.masters OR $subject IN e.records
+               RETURN e.key AS event, e.action AS action, e.masters AS masters, e.records AS records,
+                      e.change AS change
+               ORDER BY event""",
+            {"subject": "string"}, ordered=True,
+        ),
+        NamedQuery(
+            "identity_events",
+            "主索引事件流 Identity events after an event id, oldest first",
+            """MATCH (e:IdentityEvent) WHERE e.key > $since
+               RETURN e.key AS event, e.action AS action, e.actor AS actor, e.reason AS reason,
+                      e.occurred_at AS occurred_at, e.masters AS masters, e.records AS records
+               ORDER BY event LIMIT $limit""",
+            {"since": "string", "limit": "integer"}, ordered=True,
+        ),
+        NamedQuery(
+            "practitioner_licences",
+            "医务人员注册 A practitioner's licences with validity, status, scope and the institution registered at",
+            """MATCH (p:Practitioner {key: $code})-[:holds_license]->(l:License)
+               OPTIONAL MATCH (l)-[:registered_at]->(i:Institution)
+               RETURN l.key AS licence, l.class AS class, l.status AS status,
+                      l.registration_status AS registration_status, l.valid_from AS valid_from,
+                      l.valid_to AS valid_to, l.practice_scope AS practice_scope,
+                      l.licensed_subjects AS licensed_subjects, i.key AS institution, i.name AS institution_name
+               ORDER BY licence""",
+            {"code": "string"}, ordered=True,
+        ),
+        NamedQuery(
+            "licence_holders",
+            "执业证书持有人 The practitioners holding some licences (by 执业证书编码)",
+            """MATCH (p:Practitioner)-[:holds_license]->(l:License)
+               WHERE l.key IN $licences
+               RETURN l.key AS licence, p.key AS practitioner
+               ORDER BY licence, practitioner""",
+            {"licences": "strings"}, ordered=True,
+        ),
+        NamedQuery(
+            "practitioners_by_id_number",
+            "同一身份证号的医务人员 Practitioners carrying any of some resident id numbers",
+            """MATCH (p:Practitioner)
+               WHERE p.id_number IN $id_numbers
+               RETURN p.key AS practitioner, p.id_number AS id_number
+               ORDER BY practitioner""",
+            {"id_numbers": "strings"}, ordered=True,
+        ),
+        NamedQuery(
+            "institution_licences",
+            "机构执业许可 An institution's licences with validity, status and licensed 诊疗科目",
+            """MATCH (i:Institution {key: $uscc})-[:holds_license]->(l:License)
+               RETURN l.key AS licence, l.class AS class, l.status AS status,
+                      l.registration_status AS registration_status, l.valid_from AS valid_from,
+                      l.valid_to AS valid_to, l.licensed_subjects AS licensed_subjects
+               ORDER BY licence""",
+            {"uscc": "string"}, ordered=True,
+        ),
+        NamedQuery(
+            "registered_practitioners",
+            "机构注册医师 Licences registered at an institution (注册执业机构) and who holds them",
+            """MATCH (p:Practitioner)-[:holds_license]->(l:License)-[:registered_at]->(i:Institution {key: $uscc})
+               RETURN p.key AS practitioner, p.name AS name, l.key AS licence, l.status AS status,
+                      l.registration_status AS registration_status, l.valid_to AS valid_to
+               ORDER BY practitioner, licence""",
+            {"uscc": "string"}, ordered=True,
+        ),
     ]
 }
 

@@ -38,9 +38,24 @@ the message says what went wrong, where, the valid options and a fix.
     │   ├── SearchUnavailable              HG-0501  (retryable) a search server cannot be reached
     │   ├── IndexSpecError                 HG-0502  a bad or conflicting index spec, or a document that breaks it
     │   └── SearchQueryError               HG-0503  a bad filter, facet or page
-    └── TraceCodeError                     HG-06xx  traceability identifiers (details["field"] says which part)
-        ├── InvalidDin                     HG-0601  an ISBT 128 donation identification number
-        └── InvalidDrugTraceCode           HG-0602  a 药品追溯码 (NMPA 20-digit or GS1 element string)
+    ├── TraceCodeError                     HG-06xx  traceability identifiers (details["field"] says which part)
+    │   ├── InvalidDin                     HG-0601  an ISBT 128 donation identification number
+    │   └── InvalidDrugTraceCode           HG-0602  a 药品追溯码 (NMPA 20-digit or GS1 element string)
+    ├── IdentityError                      HG-07xx  the master person index
+    │   ├── UnknownSource                  HG-0701  a source system that was never registered
+    │   ├── InvalidResidentId              HG-0702  a resident id number failing GB 11643 (check digit, date, region)
+    │   ├── MergeIntoSelf                  HG-0703  merging a master person into itself
+    │   ├── NotMerged                      HG-0704  unmerging a master person that was never merged
+    │   ├── StaleChange                    HG-0705  undoing a change that later changes built on
+    │   └── InvalidLinkOperation           HG-0706  an operation the link's or master's state does not allow
+    └── RegistryError                      HG-08xx  the practitioner, institution and terminology registries
+        ├── InvalidUscc                    HG-0801  a unified social credit code failing GB 32100-2015 (form, check character)
+        ├── UnknownCodeSystem              HG-0802  a code system (or a version of one) that was never registered
+        ├── InvalidLicence                 HG-0803  a licence breaking its rules (validity, scope, 诊疗科目, status value)
+        ├── UnknownConcept                 HG-0804  a code not in the code system (version) asked for
+        ├── StatusTransitionNotAllowed     HG-0805  a licence status change the rules forbid (e.g. reinstating a revoked one)
+        ├── VersionExists                  HG-0806  adding a code-system version that already exists
+        └── RegistrationConflict           HG-0807  an entry that clashes with another (a licence held by someone else)
 """
 
 from __future__ import annotations
@@ -291,6 +306,90 @@ class InvalidDrugTraceCode(TraceCodeError):
     code = "HG-0602"
     title = "药品追溯码无效 invalid drug traceability code"
 
+
+class IdentityError(HealthGraphError):
+    code = "HG-0700"
+    title = "主索引错误 master index error"
+    http_status = 409
+
+
+class UnknownSource(IdentityError):
+    code = "HG-0701"
+    title = "未注册的来源系统 unknown source system"
+    http_status = 422
+
+
+class InvalidResidentId(IdentityError):
+    code = "HG-0702"
+    title = "身份证号无效 invalid resident id number"
+    http_status = 422
+
+
+class MergeIntoSelf(IdentityError):
+    code = "HG-0703"
+    title = "不能与自身合并 cannot merge a person into itself"
+    http_status = 422
+
+
+class NotMerged(IdentityError):
+    code = "HG-0704"
+    title = "未曾合并 never merged"
+
+
+class StaleChange(IdentityError):
+    code = "HG-0705"
+    title = "已有后续变更 later changes depend on this one"
+
+
+class InvalidLinkOperation(IdentityError):
+    code = "HG-0706"
+    title = "关联状态不允许此操作 not allowed in the link's state"
+
+
+
+class RegistryError(HealthGraphError):
+    code = "HG-0800"
+    title = "注册服务错误 registry error"
+    http_status = 409
+
+
+class InvalidUscc(RegistryError):
+    code = "HG-0801"
+    title = "统一社会信用代码无效 invalid unified social credit code"
+    http_status = 422
+
+
+class UnknownCodeSystem(RegistryError):
+    code = "HG-0802"
+    title = "未注册的代码系统 unknown code system"
+    http_status = 404
+
+
+class InvalidLicence(RegistryError):
+    code = "HG-0803"
+    title = "执业许可无效 invalid licence"
+    http_status = 422
+
+
+class UnknownConcept(RegistryError):
+    code = "HG-0804"
+    title = "代码系统中无此编码 unknown concept"
+    http_status = 404
+
+
+class StatusTransitionNotAllowed(RegistryError):
+    code = "HG-0805"
+    title = "不允许的状态变更 status change not allowed"
+
+
+class VersionExists(RegistryError):
+    code = "HG-0806"
+    title = "版本已存在 code system version exists"
+
+
+class RegistrationConflict(RegistryError):
+    code = "HG-0807"
+    title = "注册冲突 registration conflict"
 
 VALIDATION_ERRORS: tuple[type[ValidationError], ...] = (
     UnknownClass, UnknownProperty, WrongDatatype, MissingKey, ConflictingDuplicate, MissingRequired,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import threading
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
@@ -22,6 +23,9 @@ from ontology.model import load_ontology
 from services import blood_safety, case_clusters, drug_trace, food_trace, trace_export, vaccine_safety
 from services.audit import AuditLog
 from services.directory import Directory
+from services.mpi import MasterPersonIndex
+from services.mpi_api import mpi_router
+from services.registries_api import registries_router
 from services.privacy import Guard, Viewer
 from services.records import Records
 from services.settings import Settings
@@ -55,6 +59,7 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
         state["store"] = store or settings.open_graph(onto)
         state["records"] = Records(state["store"], Guard(onto), AuditLog(settings.audit_path))
         state["directory"] = Directory.open(settings, state["store"])
+        state["mpi_lock"] = threading.Lock()
         yield
         state["directory"].close()
         if own:
@@ -246,6 +251,16 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
         """药品追溯码重复 Trace codes dispensed more than once (resold, swapped or fake packs), with
         every dispensing: where and when (no personal data)."""
         return drug_trace.repeated_codes(state["store"])
+
+    def mpi() -> MasterPersonIndex:
+        # Built on first use: its matcher index holds every source record in memory.
+        with state["mpi_lock"]:
+            if "mpi" not in state:
+                state["mpi"] = MasterPersonIndex(state["store"])
+            return state["mpi"]
+
+    app.include_router(mpi_router(mpi, lambda: state["records"], viewer))
+    app.include_router(registries_router(lambda: state["store"], lambda: state["records"], viewer))
 
     @app.get("/queries", tags=["graph"])
     def queries() -> list[dict[str, Any]]:

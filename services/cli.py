@@ -13,6 +13,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ontology.errors import HealthGraphError
+from services.mpi_cli import mpi_app
+from services.registries_cli import registry_app
 
 app = typer.Typer(help="HealthGraph 区域人口健康知识图谱 — regional population-health knowledge graph.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -25,6 +27,8 @@ SERVER_NAMES = ("neo4j", "opensearch")
 trace_app = typer.Typer(help="追溯 Traceability for investigators: blood, food, vaccines, drugs, case clusters.",
                         no_args_is_help=True)
 app.add_typer(trace_app, name="trace")
+app.add_typer(mpi_app, name="mpi")
+app.add_typer(registry_app, name="registry")
 console = Console()
 
 
@@ -235,6 +239,12 @@ def demo(
     else:
         generate(out=s.province_dir, residents=n, seed=s.seed, province="330000")
     load(s.province_dir)
+    from services.mpi_cli import build as build_master_index
+
+    build_master_index()
+    from services.registries_cli import build as build_registries
+
+    build_registries()
     index()
     stats()
     console.print(f"\nGround truth of planted scenarios: {s.province_dir / 'ground_truth.json'}")

@@ -32,6 +32,14 @@ def mask(value: str) -> str:
     return value[:3] + "*" * (len(value) - 7) + value[-4:]
 
 
+_IDENTIFIER_IN_TEXT = re.compile(r"(?<![0-9])(?:[0-9]{17}[0-9Xx]|[0-9]{15}|1[3-9][0-9]{9})(?![0-9])")
+
+
+def mask_identifiers(text: str) -> str:
+    """Mask resident ids (18 or 15 digits) and mobile numbers wherever they appear in free text."""
+    return _IDENTIFIER_IN_TEXT.sub(lambda m: mask(m.group()), text)
+
+
 class Guard:
     def __init__(self, onto: Ontology) -> None:
         self.onto = onto

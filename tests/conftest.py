@@ -112,6 +112,11 @@ def query_args(truth: dict, province: Path) -> dict[str, dict]:
     cases = sorted(records[records["person"].isin(truth["outbreak"]["cases"])]["key"])
     window = {"since": "2025-01-01T00:00:00", "until": "2026-01-01T00:00:00"}
     employer = pd.read_parquet(province / "edges" / "employed_by.parquet")["dst"].value_counts().index[0]
+    held = pd.read_parquet(province / "edges" / "holds_license.parquet")
+    physician = held[held["dst_class"] == "PracticeLicense"].iloc[0]
+    licensed_inst = held[held["dst_class"] == "InstitutionLicense"].iloc[0]["src"]
+    registered_at = pd.read_parquet(province / "edges" / "registered_at.parquet")["dst"].value_counts().index[0]
+    staff_ids = pd.read_parquet(province / "nodes" / "Practitioner.parquet")["id_number"].dropna()
     return {
         "institutions_in_division": {"division_code": inst["division_code"], "cls": "Institution"},
         "encounters_of_resident": {"resident_key": enc["dst"]},
@@ -139,4 +144,9 @@ def query_args(truth: dict, province: Path) -> dict[str, dict]:
         "units_of_donation": {"din": truth["positive_donor"]["donations"][0]},
         "vaccinations_of_lot": {"lot": truth["aefi_cluster"]["lot"]},
         "deliveries_of_lot": {"lot": truth["outbreak"]["source_lot"]},
+        "practitioner_licences": {"code": physician["src"]},
+        "licence_holders": {"licences": held[held["dst_class"] == "PracticeLicense"]["dst"].head(5).tolist()},
+        "practitioners_by_id_number": {"id_numbers": staff_ids.head(5).tolist()},
+        "institution_licences": {"uscc": licensed_inst},
+        "registered_practitioners": {"uscc": registered_at},
     }

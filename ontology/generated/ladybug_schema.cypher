@@ -1,12 +1,15 @@
 // GENERATED FROM THE ONTOLOGY — do not edit; run `healthgraph ontology generate`.
 // ontology: https://healthgraph.example/ontology
 // version: 0.1.0
-// source sha256: 9445916966e4e45e49755a98992cb24f7254c907d00d6036ef49c5f736438d3e
+// source sha256: 1b3d1ef5f933ef7be8c9d9d602a1c4e720aa7e058e9038b3dfbb8543b481ef85
 CREATE NODE TABLE IF NOT EXISTS AdverseEvent(key STRING, class STRING, category STRING, occurred_at TIMESTAMP, reported_at TIMESTAMP, serious BOOLEAN, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Alert(key STRING, class STRING, code STRING, message STRING, occurred_at TIMESTAMP, rule_id STRING, rule_version STRING, severity STRING, status STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Appointment(key STRING, class STRING, attendance STRING, occurred_at TIMESTAMP, slot_at TIMESTAMP, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS BloodDonation(key STRING, class STRING, din STRING, occurred_at TIMESTAMP, screening STRING, volume_ml INT64, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS BloodUnit(key STRING, class STRING, abo_rh STRING, component STRING, din STRING, expires_on DATE, status STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
+CREATE NODE TABLE IF NOT EXISTS CodeSystem(key STRING, class STRING, code STRING, current_version STRING, name STRING, name_en STRING, publisher STRING, versions STRING[], batch_id STRING, content_hash INT64, PRIMARY KEY(key));
+CREATE NODE TABLE IF NOT EXISTS Concept(key STRING, class STRING, code STRING, code_system STRING, concept_status STRING, introduced_in STRING, name STRING, name_en STRING, parent_code STRING, retired_in STRING, version STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
+CREATE NODE TABLE IF NOT EXISTS ConceptMapping(key STRING, class STRING, equivalence STRING, from_code STRING, from_system STRING, mapping_id STRING, to_code STRING, to_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Consent(key STRING, class STRING, data_category STRING, purpose STRING, source_id STRING, source_system STRING, status STRING, valid_from DATE, valid_to DATE, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Delivery(key STRING, class STRING, code STRING, occurred_at TIMESTAMP, quantity DOUBLE, unit STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Department(key STRING, class STRING, code STRING, name STRING, name_en STRING, subject_code STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
@@ -20,15 +23,20 @@ CREATE NODE TABLE IF NOT EXISTS Exposure(key STRING, class STRING, occurred_at T
 CREATE NODE TABLE IF NOT EXISTS FoodLot(key STRING, class STRING, code STRING, expires_on DATE, recalled BOOLEAN, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS FoodProduct(key STRING, class STRING, code STRING, name STRING, name_en STRING, pathogen STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS FoodSample(key STRING, class STRING, code STRING, occurred_at TIMESTAMP, pathogen STRING, positive BOOLEAN, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
+CREATE NODE TABLE IF NOT EXISTS IdentityEvent(key STRING, class STRING, action STRING, actor STRING, change STRING, event_id STRING, masters STRING[], occurred_at TIMESTAMP, reason STRING, records STRING[], batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS IngestBatch(key STRING, class STRING, accepted INT64, quarantined INT64, received INT64, batch_id STRING, content_hash INT64, ingested_at TIMESTAMP, source STRING, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Institution(key STRING, class STRING, address STRING, beds INT64, division_code STRING, grade STRING, latitude DOUBLE, longitude DOUBLE, name STRING, name_en STRING, uscc STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS LabResult(key STRING, class STRING, abnormal BOOLEAN, occurred_at TIMESTAMP, source_id STRING, source_system STRING, unit STRING, value DOUBLE, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS LabTest(key STRING, class STRING, code STRING, name STRING, name_en STRING, recognition_days INT64, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
-CREATE NODE TABLE IF NOT EXISTS License(key STRING, class STRING, code STRING, licensed_subjects STRING[], practice_scope STRING[], status STRING, valid_from DATE, valid_to DATE, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
-CREATE NODE TABLE IF NOT EXISTS Practitioner(key STRING, class STRING, birth_date DATE, code STRING, id_number STRING, name STRING, phone STRING, sex STRING, status STRING, title STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
+CREATE NODE TABLE IF NOT EXISTS License(key STRING, class STRING, code STRING, licensed_subjects STRING[], practice_scope STRING[], registration_status STRING, status STRING, valid_from DATE, valid_to DATE, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
+CREATE NODE TABLE IF NOT EXISTS MasterPerson(key STRING, class STRING, address STRING, birth_date DATE, division_code STRING, id_number STRING, master_id STRING, name STRING, phone STRING, sex STRING, status STRING, survivorship STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
+CREATE NODE TABLE IF NOT EXISTS PersonLink(key STRING, class STRING, evidence STRING, link_id STRING, linked_at TIMESTAMP, match_weight DOUBLE, origin STRING, probability DOUBLE, state STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
+CREATE NODE TABLE IF NOT EXISTS Practitioner(key STRING, class STRING, birth_date DATE, code STRING, id_number STRING, name STRING, phone STRING, qualification_category STRING, qualification_code STRING, sex STRING, status STRING, title STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Prescription(key STRING, class STRING, occurred_at TIMESTAMP, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS PrescriptionItem(key STRING, class STRING, daily_dose DOUBLE, days_supply INT64, exception_reason STRING, source_id STRING, source_system STRING, trace_code STRING, unit STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
+CREATE NODE TABLE IF NOT EXISTS RegistryEvent(key STRING, class STRING, action STRING, actor STRING, change STRING, event_id STRING, occurred_at TIMESTAMP, reason STRING, registry STRING, subjects STRING[], batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Resident(key STRING, class STRING, address STRING, birth_date DATE, division_code STRING, id_number STRING, name STRING, phone STRING, pregnant BOOLEAN, sex STRING, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
+CREATE NODE TABLE IF NOT EXISTS SourceSystem(key STRING, class STRING, code STRING, name STRING, trust INT64, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Symptom(key STRING, class STRING, code STRING, name STRING, name_en STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Transfusion(key STRING, class STRING, occurred_at TIMESTAMP, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS TransfusionReaction(key STRING, class STRING, occurred_at TIMESTAMP, reaction_type STRING, reported_at TIMESTAMP, serious BOOLEAN, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
@@ -37,6 +45,7 @@ CREATE NODE TABLE IF NOT EXISTS Vaccine(key STRING, class STRING, code STRING, n
 CREATE NODE TABLE IF NOT EXISTS VaccineLot(key STRING, class STRING, code STRING, expires_on DATE, manufacturer STRING, recalled BOOLEAN, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE REL TABLE IF NOT EXISTS at_institution(FROM BloodDonation TO Institution, FROM Encounter TO Institution, FROM Exposure TO Institution, FROM FoodSample TO Institution, FROM Vaccination TO Institution, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS attended_by(FROM Encounter TO Practitioner, FROM Prescription TO Practitioner, FROM Vaccination TO Practitioner, batch_id STRING);
+CREATE REL TABLE IF NOT EXISTS broader(FROM Concept TO Concept, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS carries(FROM Delivery TO FoodLot, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS delivered_from(FROM Delivery TO Institution, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS delivered_to(FROM Delivery TO Institution, batch_id STRING);
@@ -47,13 +56,17 @@ CREATE REL TABLE IF NOT EXISTS following(FROM AdverseEvent TO Vaccination, batch
 CREATE REL TABLE IF NOT EXISTS granted_to(FROM Consent TO Institution, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS has_symptom(FROM Disease TO Symptom, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS holds_license(FROM Institution TO License, FROM Practitioner TO License, batch_id STRING);
+CREATE REL TABLE IF NOT EXISTS in_code_system(FROM Concept TO CodeSystem, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS in_department(FROM Appointment TO Department, FROM Encounter TO Department, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS in_encounter(FROM Diagnosis TO Encounter, FROM Document TO Encounter, FROM LabResult TO Encounter, FROM Prescription TO Encounter, FROM Transfusion TO Encounter, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS item_of(FROM PrescriptionItem TO Prescription, batch_id STRING);
+CREATE REL TABLE IF NOT EXISTS link_master(FROM PersonLink TO MasterPerson, batch_id STRING);
+CREATE REL TABLE IF NOT EXISTS link_record(FROM PersonLink TO Resident, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS located_in(FROM Institution TO Division, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS lot_of_food(FROM FoodLot TO FoodProduct, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS lot_of_vaccine(FROM VaccineLot TO Vaccine, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS made_from(FROM FoodLot TO FoodLot, batch_id STRING);
+CREATE REL TABLE IF NOT EXISTS merged_into(FROM MasterPerson TO MasterPerson, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS of_disease(FROM Diagnosis TO Disease, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS of_drug(FROM PrescriptionItem TO Drug, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS of_patient(FROM AdverseEvent TO Resident, FROM Appointment TO Resident, FROM BloodDonation TO Resident, FROM Consent TO Resident, FROM Document TO Resident, FROM Encounter TO Resident, FROM Exposure TO Resident, FROM Transfusion TO Resident, FROM Vaccination TO Resident, batch_id STRING);

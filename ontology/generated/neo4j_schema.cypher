@@ -1,7 +1,7 @@
 // GENERATED FROM THE ONTOLOGY — do not edit; run `healthgraph ontology generate`.
 // ontology: https://healthgraph.example/ontology
 // version: 0.1.0
-// source sha256: 9445916966e4e45e49755a98992cb24f7254c907d00d6036ef49c5f736438d3e
+// source sha256: 1b3d1ef5f933ef7be8c9d9d602a1c4e720aa7e058e9038b3dfbb8543b481ef85
 CREATE CONSTRAINT adverseevent_key IF NOT EXISTS FOR (n:AdverseEvent) REQUIRE n.key IS UNIQUE;
 CREATE INDEX adverseevent_class IF NOT EXISTS FOR (n:AdverseEvent) ON (n.class);
 CREATE CONSTRAINT alert_key IF NOT EXISTS FOR (n:Alert) REQUIRE n.key IS UNIQUE;
@@ -14,6 +14,14 @@ CREATE INDEX blooddonation_din IF NOT EXISTS FOR (n:BloodDonation) ON (n.din);
 CREATE CONSTRAINT bloodunit_key IF NOT EXISTS FOR (n:BloodUnit) REQUIRE n.key IS UNIQUE;
 CREATE INDEX bloodunit_class IF NOT EXISTS FOR (n:BloodUnit) ON (n.class);
 CREATE INDEX bloodunit_din IF NOT EXISTS FOR (n:BloodUnit) ON (n.din);
+CREATE CONSTRAINT codesystem_key IF NOT EXISTS FOR (n:CodeSystem) REQUIRE n.key IS UNIQUE;
+CREATE INDEX codesystem_class IF NOT EXISTS FOR (n:CodeSystem) ON (n.class);
+CREATE CONSTRAINT concept_key IF NOT EXISTS FOR (n:Concept) REQUIRE n.key IS UNIQUE;
+CREATE INDEX concept_class IF NOT EXISTS FOR (n:Concept) ON (n.class);
+CREATE INDEX concept_code_system IF NOT EXISTS FOR (n:Concept) ON (n.code_system);
+CREATE INDEX concept_version IF NOT EXISTS FOR (n:Concept) ON (n.version);
+CREATE CONSTRAINT conceptmapping_key IF NOT EXISTS FOR (n:ConceptMapping) REQUIRE n.key IS UNIQUE;
+CREATE INDEX conceptmapping_class IF NOT EXISTS FOR (n:ConceptMapping) ON (n.class);
 CREATE CONSTRAINT consent_key IF NOT EXISTS FOR (n:Consent) REQUIRE n.key IS UNIQUE;
 CREATE INDEX consent_class IF NOT EXISTS FOR (n:Consent) ON (n.class);
 CREATE CONSTRAINT delivery_key IF NOT EXISTS FOR (n:Delivery) REQUIRE n.key IS UNIQUE;
@@ -43,6 +51,8 @@ CREATE CONSTRAINT foodproduct_key IF NOT EXISTS FOR (n:FoodProduct) REQUIRE n.ke
 CREATE INDEX foodproduct_class IF NOT EXISTS FOR (n:FoodProduct) ON (n.class);
 CREATE CONSTRAINT foodsample_key IF NOT EXISTS FOR (n:FoodSample) REQUIRE n.key IS UNIQUE;
 CREATE INDEX foodsample_class IF NOT EXISTS FOR (n:FoodSample) ON (n.class);
+CREATE CONSTRAINT identityevent_key IF NOT EXISTS FOR (n:IdentityEvent) REQUIRE n.key IS UNIQUE;
+CREATE INDEX identityevent_class IF NOT EXISTS FOR (n:IdentityEvent) ON (n.class);
 CREATE CONSTRAINT ingestbatch_key IF NOT EXISTS FOR (n:IngestBatch) REQUIRE n.key IS UNIQUE;
 CREATE INDEX ingestbatch_class IF NOT EXISTS FOR (n:IngestBatch) ON (n.class);
 CREATE CONSTRAINT institution_key IF NOT EXISTS FOR (n:Institution) REQUIRE n.key IS UNIQUE;
@@ -55,15 +65,25 @@ CREATE CONSTRAINT labtest_key IF NOT EXISTS FOR (n:LabTest) REQUIRE n.key IS UNI
 CREATE INDEX labtest_class IF NOT EXISTS FOR (n:LabTest) ON (n.class);
 CREATE CONSTRAINT license_key IF NOT EXISTS FOR (n:License) REQUIRE n.key IS UNIQUE;
 CREATE INDEX license_class IF NOT EXISTS FOR (n:License) ON (n.class);
+CREATE CONSTRAINT masterperson_key IF NOT EXISTS FOR (n:MasterPerson) REQUIRE n.key IS UNIQUE;
+CREATE INDEX masterperson_class IF NOT EXISTS FOR (n:MasterPerson) ON (n.class);
+CREATE INDEX masterperson_division_code IF NOT EXISTS FOR (n:MasterPerson) ON (n.division_code);
+CREATE INDEX masterperson_master_id IF NOT EXISTS FOR (n:MasterPerson) ON (n.master_id);
+CREATE CONSTRAINT personlink_key IF NOT EXISTS FOR (n:PersonLink) REQUIRE n.key IS UNIQUE;
+CREATE INDEX personlink_class IF NOT EXISTS FOR (n:PersonLink) ON (n.class);
 CREATE CONSTRAINT practitioner_key IF NOT EXISTS FOR (n:Practitioner) REQUIRE n.key IS UNIQUE;
 CREATE INDEX practitioner_class IF NOT EXISTS FOR (n:Practitioner) ON (n.class);
 CREATE CONSTRAINT prescription_key IF NOT EXISTS FOR (n:Prescription) REQUIRE n.key IS UNIQUE;
 CREATE INDEX prescription_class IF NOT EXISTS FOR (n:Prescription) ON (n.class);
 CREATE CONSTRAINT prescriptionitem_key IF NOT EXISTS FOR (n:PrescriptionItem) REQUIRE n.key IS UNIQUE;
 CREATE INDEX prescriptionitem_class IF NOT EXISTS FOR (n:PrescriptionItem) ON (n.class);
+CREATE CONSTRAINT registryevent_key IF NOT EXISTS FOR (n:RegistryEvent) REQUIRE n.key IS UNIQUE;
+CREATE INDEX registryevent_class IF NOT EXISTS FOR (n:RegistryEvent) ON (n.class);
 CREATE CONSTRAINT resident_key IF NOT EXISTS FOR (n:Resident) REQUIRE n.key IS UNIQUE;
 CREATE INDEX resident_class IF NOT EXISTS FOR (n:Resident) ON (n.class);
 CREATE INDEX resident_division_code IF NOT EXISTS FOR (n:Resident) ON (n.division_code);
+CREATE CONSTRAINT sourcesystem_key IF NOT EXISTS FOR (n:SourceSystem) REQUIRE n.key IS UNIQUE;
+CREATE INDEX sourcesystem_class IF NOT EXISTS FOR (n:SourceSystem) ON (n.class);
 CREATE CONSTRAINT symptom_key IF NOT EXISTS FOR (n:Symptom) REQUIRE n.key IS UNIQUE;
 CREATE INDEX symptom_class IF NOT EXISTS FOR (n:Symptom) ON (n.class);
 CREATE CONSTRAINT transfusion_key IF NOT EXISTS FOR (n:Transfusion) REQUIRE n.key IS UNIQUE;

@@ -1,7 +1,7 @@
 # GENERATED FROM THE ONTOLOGY — do not edit; run `healthgraph ontology generate`.
 # ontology: https://healthgraph.example/ontology
 # version: 0.1.0
-# source sha256: 9445916966e4e45e49755a98992cb24f7254c907d00d6036ef49c5f736438d3e
+# source sha256: 1b3d1ef5f933ef7be8c9d9d602a1c4e720aa7e058e9038b3dfbb8543b481ef85
 
 """Typed record classes generated from ontology/healthgraph.ttl."""
 
@@ -139,6 +139,19 @@ class Clinic(HealthcareInstitution):
     name: str  # required on Clinic
     uscc: str  # required on Clinic
 
+class CodeSystem(Record):
+    """代码系统 Code system."""
+
+    ontology_class: ClassVar[str] = "CodeSystem"
+    table: ClassVar[str] = "CodeSystem"
+    key_properties: ClassVar[tuple[str, ...]] = ('code',)
+    code: str
+    current_version: str
+    name: str
+    name_en: str | None = None
+    publisher: str | None = None
+    versions: list[str] | None = None
+
 class CommunityHealthCenter(HealthcareInstitution):
     """社区卫生服务中心 Community health centre."""
 
@@ -147,6 +160,35 @@ class CommunityHealthCenter(HealthcareInstitution):
     key_properties: ClassVar[tuple[str, ...]] = ('uscc',)
     name: str  # required on CommunityHealthCenter
     uscc: str  # required on CommunityHealthCenter
+
+class Concept(Record):
+    """术语概念 Concept."""
+
+    ontology_class: ClassVar[str] = "Concept"
+    table: ClassVar[str] = "Concept"
+    key_properties: ClassVar[tuple[str, ...]] = ('code_system', 'version', 'code')
+    code: str
+    code_system: str
+    concept_status: Literal['active', 'retired']
+    introduced_in: str | None = None
+    name: str
+    name_en: str | None = None
+    parent_code: str | None = None
+    retired_in: str | None = None
+    version: str
+
+class ConceptMapping(Record):
+    """术语映射 Concept mapping."""
+
+    ontology_class: ClassVar[str] = "ConceptMapping"
+    table: ClassVar[str] = "ConceptMapping"
+    key_properties: ClassVar[tuple[str, ...]] = ('mapping_id',)
+    equivalence: Literal['equivalent', 'wider', 'narrower', 'related']
+    from_code: str
+    from_system: str
+    mapping_id: str
+    to_code: str
+    to_system: str
 
 class Consent(Record):
     """知情同意 Consent."""
@@ -359,6 +401,21 @@ class Hospital(HealthcareInstitution):
     name: str  # required on Hospital
     uscc: str  # required on Hospital
 
+class IdentityEvent(Record):
+    """主索引变更事件 Identity event."""
+
+    ontology_class: ClassVar[str] = "IdentityEvent"
+    table: ClassVar[str] = "IdentityEvent"
+    key_properties: ClassVar[tuple[str, ...]] = ('event_id',)
+    action: Literal['build', 'register', 'update', 'link', 'unlink', 'merge', 'unmerge', 'accept', 'reject', 'register_practitioner', 'update_practitioner', 'set_licence_status', 'register_institution', 'update_institution', 'build_registries', 'seed_terminology', 'add_code_system_version']
+    actor: str
+    change: str | None = None
+    event_id: str
+    masters: list[str] | None = None
+    occurred_at: dt.datetime | None = None
+    reason: str | None = None
+    records: list[str] | None = None
+
 class IngestBatch(Record):
     """导入批次 Ingest batch."""
 
@@ -387,6 +444,7 @@ class License(Record):
     table: ClassVar[str] = "License"
     key_properties: ClassVar[tuple[str, ...]] = ('code',)
     code: str
+    registration_status: Literal['registered', 'suspended', 'revoked', 'expired'] | None = None
     status: str | None = None
     valid_from: dt.date
     valid_to: dt.date | None = None
@@ -425,6 +483,23 @@ class LabTest(Record):
     name_en: str | None = None
     recognition_days: int | None = None
 
+class MasterPerson(Record):
+    """主索引人员 Master person."""
+
+    ontology_class: ClassVar[str] = "MasterPerson"
+    table: ClassVar[str] = "MasterPerson"
+    key_properties: ClassVar[tuple[str, ...]] = ('master_id',)
+    address: str | None = None
+    birth_date: dt.date | None = None
+    division_code: str | None = None
+    id_number: str | None = None
+    master_id: str
+    name: str | None = None
+    phone: str | None = None
+    sex: Literal['0', '1', '2', '9'] | None = None
+    status: str
+    survivorship: str | None = None
+
 class Practitioner(Record):
     """医务人员 Practitioner."""
 
@@ -436,6 +511,8 @@ class Practitioner(Record):
     id_number: str | None = None
     name: str
     phone: str | None = None
+    qualification_category: Literal['clinical', 'tcm', 'dental', 'public_health', 'nursing', 'pharmacy'] | None = None
+    qualification_code: str | None = None
     sex: Literal['0', '1', '2', '9'] | None = None
     status: str | None = None
     title: Literal['resident', 'attending', 'associate_chief', 'chief'] | None = None
@@ -458,6 +535,20 @@ class OutpatientEncounter(Encounter):
     occurred_at: dt.datetime  # required on OutpatientEncounter
     source_id: str  # required on OutpatientEncounter
     source_system: str  # required on OutpatientEncounter
+
+class PersonLink(Record):
+    """主索引关联 Person link."""
+
+    ontology_class: ClassVar[str] = "PersonLink"
+    table: ClassVar[str] = "PersonLink"
+    key_properties: ClassVar[tuple[str, ...]] = ('link_id',)
+    evidence: str | None = None
+    link_id: str
+    linked_at: dt.datetime | None = None
+    match_weight: float | None = None
+    origin: Literal['AUTO', 'MANUAL']
+    probability: float | None = None
+    state: Literal['MATCH', 'POSSIBLE_MATCH', 'NO_MATCH', 'REDIRECT']
 
 class Pharmacist(Practitioner):
     """药师 Pharmacist."""
@@ -530,6 +621,21 @@ class PrescriptionItem(Record):
     trace_code: str | None = None
     unit: str | None = None
 
+class RegistryEvent(Record):
+    """注册变更事件 Registry event."""
+
+    ontology_class: ClassVar[str] = "RegistryEvent"
+    table: ClassVar[str] = "RegistryEvent"
+    key_properties: ClassVar[tuple[str, ...]] = ('event_id',)
+    action: Literal['build', 'register', 'update', 'link', 'unlink', 'merge', 'unmerge', 'accept', 'reject', 'register_practitioner', 'update_practitioner', 'set_licence_status', 'register_institution', 'update_institution', 'build_registries', 'seed_terminology', 'add_code_system_version']
+    actor: str
+    change: str | None = None
+    event_id: str
+    occurred_at: dt.datetime | None = None
+    reason: str | None = None
+    registry: Literal['practitioner', 'institution', 'terminology']
+    subjects: list[str] | None = None
+
 class Resident(Record):
     """居民 Resident."""
 
@@ -546,6 +652,16 @@ class Resident(Record):
     sex: Literal['0', '1', '2', '9']
     source_id: str
     source_system: str
+
+class SourceSystem(Record):
+    """来源系统 Source system."""
+
+    ontology_class: ClassVar[str] = "SourceSystem"
+    table: ClassVar[str] = "SourceSystem"
+    key_properties: ClassVar[tuple[str, ...]] = ('code',)
+    code: str
+    name: str | None = None
+    trust: int
 
 class Symptom(Record):
     """症状 Symptom."""
@@ -639,7 +755,10 @@ RECORD_CLASSES: dict[str, type[Record]] = {
     "BloodUnit": BloodUnit,
     "CDC": CDC,
     "Clinic": Clinic,
+    "CodeSystem": CodeSystem,
     "CommunityHealthCenter": CommunityHealthCenter,
+    "Concept": Concept,
+    "ConceptMapping": ConceptMapping,
     "Consent": Consent,
     "Delivery": Delivery,
     "Department": Department,
@@ -660,6 +779,7 @@ RECORD_CLASSES: dict[str, type[Record]] = {
     "FoodSample": FoodSample,
     "HealthcareInstitution": HealthcareInstitution,
     "Hospital": Hospital,
+    "IdentityEvent": IdentityEvent,
     "IngestBatch": IngestBatch,
     "InpatientEncounter": InpatientEncounter,
     "Institution": Institution,
@@ -667,8 +787,10 @@ RECORD_CLASSES: dict[str, type[Record]] = {
     "LabResult": LabResult,
     "LabTest": LabTest,
     "License": License,
+    "MasterPerson": MasterPerson,
     "Nurse": Nurse,
     "OutpatientEncounter": OutpatientEncounter,
+    "PersonLink": PersonLink,
     "Pharmacist": Pharmacist,
     "Pharmacy": Pharmacy,
     "Physician": Physician,
@@ -677,7 +799,9 @@ RECORD_CLASSES: dict[str, type[Record]] = {
     "Practitioner": Practitioner,
     "Prescription": Prescription,
     "PrescriptionItem": PrescriptionItem,
+    "RegistryEvent": RegistryEvent,
     "Resident": Resident,
+    "SourceSystem": SourceSystem,
     "Symptom": Symptom,
     "TownshipHealthCenter": TownshipHealthCenter,
     "Transfusion": Transfusion,

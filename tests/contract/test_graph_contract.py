@@ -69,14 +69,20 @@ def test_counts_per_class_and_edge_type(engines) -> None:
     assert counts["Resident"] > 0 and counts["of_patient"] > 0
 
 
-@pytest.mark.parametrize("name", sorted(QUERIES))
+# The master index's queries need an index built by its operations: tests/contract/test_mpi_engines.py
+# runs them on both engines.
+MASTER_INDEX_QUERIES = frozenset({"possible_matches", "identity_history", "identity_changes", "identity_events"})
+
+
+@pytest.mark.parametrize("name", sorted(set(QUERIES) - MASTER_INDEX_QUERIES))
 def test_named_query(engines, query_args: dict, name: str) -> None:
     rows = _same(engines, lambda s: s.query(name, **query_args[name]), ordered=QUERIES[name].ordered)
     assert rows, f"{name} returned nothing on the test data: choose arguments that exercise it"
 
 
 def test_every_named_query_is_in_the_contract(query_args: dict) -> None:
-    assert set(query_args) == set(QUERIES)
+    assert set(query_args) | MASTER_INDEX_QUERIES == set(QUERIES)
+    assert not set(query_args) & MASTER_INDEX_QUERIES
 
 
 @pytest.mark.parametrize("cls", ["Resident", "Hospital", "Diagnosis", "BloodUnit", "VaccineLot", "Practitioner",
