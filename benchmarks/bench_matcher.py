@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=21)
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--skip", nargs="*", default=[], choices=["realtime", "dedupe", "english"])
+    ap.add_argument("--out", type=Path, default=RESULTS, help="where to write the figures (JSON)")
     args = ap.parse_args(argv)
     console = Console(width=120)
     model = MatchModel.load()
@@ -146,8 +147,8 @@ def main(argv: list[str] | None = None) -> dict:
             .to_dict("records")
         fake = evaluate_fake1000()
         out["fake_1000"] = None if fake is None else {k: v for k, v in fake.items() if k not in ("curve", "model")}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     table = Table(title="人员匹配基准 person-matcher benchmark")
     table.add_column("项目 item", no_wrap=True)
     table.add_column("值 value", justify="right")
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
         table.add_row("fake_1000 P / R / F1", f"{f['precision']:.4f} / {f['recall']:.4f} / {f['f1']:.4f}")
         table.add_row("fake_1000 B-cubed F1 / exact clusters", f"{f['bcubed_f1']:.4f} / {f['exact_cluster_share']:.4f}")
     console.print(table)
-    console.print(f"written {RESULTS}")
+    console.print(f"written {args.out}")
     return out
 
 

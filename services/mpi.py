@@ -414,7 +414,8 @@ class MasterPersonIndex:
                 self.register_source(system, system, actor=actor)
             todo = records[~records["key"].isin(self.by_record.keys())] if len(records) else records
             if todo.empty:
-                return {"records": int(len(records)), "linked": 0, "masters": len(self.status), "possible": 0}
+                return {"records": int(len(records)), "linked": 0, "masters": len(self.status),
+                        "possible": sum(s == POSSIBLE_MATCH for s in self.links.values())}
             if self.status:
                 with Progress(disable=not progress) as bar:
                     task = bar.add_task("主索引登记 registering new records", total=len(todo))

@@ -1026,9 +1026,10 @@ class Registries:
             if frm and to and to < frm:
                 invalid_validity.append(row["key"])
             status = row.get("registration_status") or LEGACY_STATUS.get(str(row.get("status")), REGISTERED)
-            if status == REGISTERED and to and to < day:
-                status = EXPIRED  # 有效期届满未延续 the validity ended
-            status_counts[row["class"]][status] += 1
+            # 有效期届满未延续: a registration past valid_to is expired. That is judged when read (it depends
+            # on the day), never written back over what the licensing source sent.
+            in_force = EXPIRED if status == REGISTERED and to and to < day else status
+            status_counts[row["class"]][in_force] += 1
             new = {**row, "registration_status": status, "status": _legacy(status)}
             if not _same(row, new):
                 updated.append(new)

@@ -202,7 +202,8 @@ def departments_and_staff(p: Province) -> None:
     lic = depts.groupby("institution")["subject_code"].apply(list).reset_index()
     lic_frame = pd.DataFrame({"code": "IL-" + lic["institution"], "class": "InstitutionLicense",
                               "licensed_subjects": lic["subject_code"], "valid_from": pd.Timestamp("2020-01-01"),
-                              "valid_to": pd.Timestamp("2030-12-31"), "status": "active"})
+                              "valid_to": pd.Timestamp("2030-12-31"), "status": "active",
+                              "registration_status": "registered"})
     p.writer.add_nodes("License", lic_frame)
     inst_class = p.inst.set_index("key")["class"]
     p.writer.add_edges("holds_license", lic["institution"], lic_frame["code"],
@@ -250,7 +251,8 @@ def departments_and_staff(p: Province) -> None:
     licences = pd.DataFrame({
         "code": docs["license"], "class": "PracticeLicense", "practice_scope": docs["scope"].map(lambda s: [s]),
         "licensed_subjects": docs["subject_code"].map(lambda s: [s]), "valid_from": valid_from,
-        "valid_to": pd.Timestamp("2029-12-31"), "status": "active"})
+        "valid_to": pd.Timestamp("2029-12-31"), "status": "active",
+        "registration_status": "registered"})
     p.writer.add_nodes("License", licences)
     p.writer.add_edges("holds_license", docs["key"], docs["license"], "Physician", "PracticeLicense")
     p.writer.add_edges("registered_at", docs["license"], docs["institution"], "PracticeLicense",

@@ -84,7 +84,8 @@ def practice_anomalies(p: Province) -> None:
     dept = _dept(p, "03")
     lic = pd.DataFrame([{"code": "110LAPSED0000001", "class": "PracticeLicense", "practice_scope": ["internal_medicine"],
                          "licensed_subjects": ["03"], "valid_from": pd.Timestamp("2014-01-01"),
-                         "valid_to": pd.Timestamp("2024-06-30"), "status": "expired"}])
+                         "valid_to": pd.Timestamp("2024-06-30"), "status": "expired",
+                         "registration_status": "expired"}])
     staff = pd.DataFrame([{"code": "DLAPSED01", "class": "Physician", "name": "吴建伟", "sex": "1",
                            "birth_date": pd.Timestamp("1975-03-02"), "title": "attending"}])
     p.writer.add_nodes("Practitioner", staff)
