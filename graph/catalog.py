@@ -329,6 +329,16 @@ QUERIES: dict[str, NamedQuery] = {
             {"limit": "integer"}, ordered=True,
         ),
         NamedQuery(
+            "same_person_records",
+            "同一人的其他档案 The other source records the master person index links to the same person",
+            """UNWIND $residents AS k
+               MATCH (r:Resident {key: k})<-[:link_record]-(l:PersonLink)-[:link_master]->(m:MasterPerson),
+                     (m)<-[:link_master]-(o:PersonLink)-[:link_record]->(x:Resident)
+               WHERE l.state = 'MATCH' AND o.state = 'MATCH' AND x.key <> r.key
+               RETURN r.key AS resident, x.key AS record""",
+            {"residents": "strings"},
+        ),
+        NamedQuery(
             "identity_history",
             "主索引变更历史 Identity events concerning a master id or a record key, oldest first",
             """MATCH (e:IdentityEvent) WHERE $subject IN e.masters OR $subject IN e.records

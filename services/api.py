@@ -200,13 +200,30 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
     def food_trace_back(request: Request, since: dt.datetime, until: dt.datetime, icd10: str | None = None,
                         case: Annotated[list[str] | None, Query(description="resident record keys")] = None,
                         shelf_days: int = Query(food_trace.SHELF_DAYS, ge=1, le=365),
-                        top: int = Query(20, ge=1, le=200)) -> dict[str, Any]:
+                        top: int = Query(20, ge=1, le=200),
+                        weight: Annotated[list[str] | None, Query(description="case weight, key:0.5")] = None,
+                        control: Annotated[list[str] | None, Query(description="negative controls")] = None,
+                        cross: Annotated[list[str] | None, Query(description="cross-contamination stations, * = all")
+                                         ] = None,
+                        kill: Annotated[list[str] | None, Query(description="kill-step stations")] = None
+                        ) -> dict[str, Any]:
         """食源性疾病溯源 Trace-back from cases (a list, or an ICD-10 code in a period): stations,
-        lots and deliveries ranked by the share of cases whose backward trace reaches them."""
+        lots and deliveries ranked by the (weighted) share of cases whose backward trace reaches them,
+        with negative controls, cross-contamination and kill steps as options."""
+        weights = {}
+        for w in weight or []:
+            key, sep, value = w.rpartition(":")
+            try:
+                weights[key] = float(value)
+            except ValueError:
+                sep = ""
+            if not sep:
+                raise QueryParameterError(f"权重应为 key:number — weight must be key:number, got {w!r}")
         return state["records"].trace(viewer(request), "food-back", "Disease", icd10 or f"{len(case or [])} cases",
                                       lambda: food_trace.trace_back(state["store"], cases=case, icd10=icd10,
                                                                     start=since, end=until, shelf_days=shelf_days,
-                                                                    top=top))
+                                                                    top=top, weights=weights, controls=control,
+                                                                    cross_contamination=cross, kill=kill))
 
     @app.get("/trace/food/plausibility", tags=["traceability"])
     def food_plausibility(since: dt.datetime, until: dt.datetime) -> dict[str, Any]:

@@ -66,6 +66,8 @@ class Lookback:
     as_of: dt.date
     donations: list[dict[str, Any]]
     units: list[UnitState]
+    donor_records: list[str] = field(default_factory=list)
+    """Every source record of the donor the master person index links (donations may sit on any)."""
     basis: str = BASIS
 
     @property
@@ -97,12 +99,22 @@ def lookback(store: GraphStore, reactive_donation: str, *, as_of: dt.date | None
                            cls="BloodDonation", key=reactive_donation)
     donor, reactive_at = found[0]["donor"], found[0]["donated_at"]
     window_from = _months_before(reactive_at, months)
-    donations = [d for d in store.query("donations_of_donor", donor_key=donor)
-                 if window_from <= d["donated_at"] <= reactive_at]
+    records = person_records(store, donor)
+    donations = [d for d in _donations(store, records) if window_from <= d["donated_at"] <= reactive_at]
     as_of = as_of or dt.date.today()
     units = _units(store, [d["donation"] for d in donations], as_of)
     return Lookback(donor, reactive_donation, reactive_at, window_from,
-                    reactive_at.date() + dt.timedelta(days=QUARANTINE_WITHIN_DAYS), as_of, donations, units)
+                    reactive_at.date() + dt.timedelta(days=QUARANTINE_WITHIN_DAYS), as_of, donations, units, records)
+
+
+def person_records(store: GraphStore, record: str) -> list[str]:
+    """A record and every other record the master person index links to the same person."""
+    return sorted({record} | {r["record"] for r in store.query("same_person_records", residents=[record])})
+
+
+def _donations(store: GraphStore, records: list[str]) -> list[dict[str, Any]]:
+    rows = [d for r in records for d in store.query("donations_of_donor", donor_key=r)]
+    return sorted({d["donation"]: d for d in rows}.values(), key=lambda d: (d["donated_at"], d["donation"]))
 
 
 def traceback(store: GraphStore, recipient: str, *, as_of: dt.date | None = None) -> dict[str, Any]:
@@ -120,7 +132,7 @@ def traceback(store: GraphStore, recipient: str, *, as_of: dt.date | None = None
             t["reactions"].append({"reaction": r["reaction"], "type": r["reaction_type"], "serious": r["serious"]})
     donors = []
     for donor in sorted({t["donor"] for t in transfusions.values()}):
-        donations = store.query("donations_of_donor", donor_key=donor)
+        donations = _donations(store, person_records(store, donor))
         units = _units(store, [d["donation"] for d in donations], as_of or dt.date.today())
         others = [{"recipient": t["recipient"], "unit": u.unit, "transfused_at": t["transfused_at"]}
                   for u in units for t in u.transfusions if t["recipient"] and t["recipient"] != recipient]

@@ -340,6 +340,9 @@ def trace_food_back(
     icd10: Annotated[str | None, typer.Option(help="Cases: residents diagnosed with this ICD-10 code")] = None,
     case: Annotated[list[str] | None, typer.Option(help="Cases: resident record keys (repeatable)")] = None,
     top: Annotated[int, typer.Option(help="Candidates shown per kind")] = 5,
+    control: Annotated[list[str] | None, typer.Option(help="Negative controls: record keys (repeatable)")] = None,
+    cross: Annotated[list[str] | None, typer.Option(help="Stations with cross-contamination ('*' = all)")] = None,
+    kill: Annotated[list[str] | None, typer.Option(help="Stations whose processing kills the agent")] = None,
 ) -> None:
     """食源性疾病溯源 Rank stations and lots by the share of cases whose backward trace reaches them."""
     import datetime as dt
@@ -347,17 +350,18 @@ def trace_food_back(
     from services.food_trace import trace_back
 
     start, end = dt.datetime.fromisoformat(since), dt.datetime.fromisoformat(until)
-    found = _with_store(lambda store: trace_back(store, cases=case, icd10=icd10, start=start, end=end, top=top))
+    found = _with_store(lambda store: trace_back(store, cases=case, icd10=icd10, start=start, end=end, top=top,
+                                                 controls=control, cross_contamination=cross, kill=kill))
     console.print(f"{found['cases_traced']} of {found['cases']} case records have meals to trace · {found['basis']}")
     for kind in ("stations", "lots"):
         table = Table(title=kind)
-        for col in ("rank", "key", "score", "cases", "depth", "positive samples"):
-            table.add_column(col)
+        for col in ("rank", "key", "score", "cases", "controls", "depth", "positive samples"):
+            table.add_column(col, no_wrap=col == "key")
         for i, c in enumerate(found[kind], start=1):
-            table.add_row(str(i), c["key"], f"{c['score']:.2f}", str(c["cases"]), str(c["depth"]),
-                          " ".join(c["positive_samples"]))
+            table.add_row(str(i), c["key"], f"{c['score']:.2f}", str(c["cases"]), f"{c['controls']:.2f}",
+                          str(c["depth"]), " ".join(c["positive_samples"]))
         console.print(table)
-    console.print(f"not modelled: {', '.join(found['not_modelled'])}")
+    console.print(f"options: {found['options']}")
 
 
 @trace_app.command("food-forward")

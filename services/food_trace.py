@@ -11,11 +11,20 @@ first: the earliest common point is where contamination can have entered.
 Among equal scores, lots with laboratory-positive samples (and the stations and deliveries that
 carried them) rank first, then lots that ended up only where the cases ate.
 
+Options an investigator sets, as in FoodChain-Lab:
+- case weights (e.g. 1 for a laboratory-confirmed case, 0.5 for a probable one): a score is the
+  weighted share of cases;
+- negative controls: people who ate at the venues and stayed well. Their backward trace is scored
+  the same way; a point reached by many controls is a weaker suspect (it ranks after an equal score
+  with fewer controls) and each candidate reports its control share;
+- cross-contamination inside a station: at the stations named, any lot that arrived there may have
+  contaminated a lot leaving later (only where the dates allow: it arrived before that lot left, within the
+  shelf life);
+- kill steps: stations whose processing kills the agent (e.g. pasteurisation): a trace stops there,
+  nothing upstream of them can be the source of what passed through.
+
 Trace-forward from a suspected lot: every delivery of it and of lots made from it, every station
 it reached, and every resident exposed to it (for recall and case finding).
-
-Not yet modelled (reported as such in each answer): cross-contamination inside a station, kill
-steps, weights for confirmed cases and negative controls.
 """
 
 from __future__ import annotations
@@ -32,7 +41,8 @@ from ontology.errors import QueryParameterError
 SHELF_DAYS = 30
 """How long before a meal a delivered lot counts as a candidate (a perishable product's shelf life)."""
 BASIS = "食源性疾病监测报告工作规范 (试行) 2019; lot-based trace-back scoring (FoodChain-Lab)"
-NOT_MODELLED = ["cross-contamination inside a station", "kill steps", "case weights and negative controls"]
+CROSS_ALL = "*"
+"""Pass as the only cross-contamination station to allow it at every station."""
 
 
 @dataclass
@@ -51,6 +61,8 @@ class Candidate:
     case venues. A lot that also went to many venues without cases is the weaker suspect."""
     positive_samples: list[str] = field(default_factory=list)
     """Laboratory-positive food samples of this lot: evidence that breaks ties between equal scores."""
+    controls: float = 0.0
+    """The share of negative controls (people who ate there and stayed well) whose trace reaches it."""
 
 
 @dataclass
@@ -95,65 +107,82 @@ class Network:
 
 
 def trace_back(store: GraphStore, *, cases: list[str] | None = None, icd10: str | None = None,
-               start: dt.datetime, end: dt.datetime, shelf_days: int = SHELF_DAYS, top: int = 20) -> dict[str, Any]:
-    """Rank stations, lots and deliveries by the share of cases whose backward trace reaches them.
+               start: dt.datetime, end: dt.datetime, shelf_days: int = SHELF_DAYS, top: int = 20,
+               weights: dict[str, float] | None = None, controls: list[str] | None = None,
+               cross_contamination: list[str] | None = None, kill: list[str] | None = None) -> dict[str, Any]:
+    """Rank stations, lots and deliveries by the (weighted) share of cases whose backward trace reaches them.
 
     Cases are resident record keys, or every resident diagnosed with ``icd10`` in [start, end).
+    ``weights`` maps case keys to weights (default 1); ``controls`` are record keys of negative
+    controls; ``cross_contamination`` names stations where lots may contaminate each other
+    (``["*"]`` for all); ``kill`` names stations whose processing kills the agent.
     """
     if cases is None:
         if not icd10:
             raise QueryParameterError("give cases or an ICD-10 code 需提供病例或ICD-10编码")
         diagnosed = [r["resident"] for r in store.query("cases_by_diagnosis", icd10=icd10, since=start, until=end)]
-        # Diagnoses sit on hospital records, meals on the surveillance record of the same person: link
-        # records by a shared resident id number until the master person index links them for us.
-        cases = sorted({r["record"] for r in store.query("records_sharing_id_number", residents=diagnosed)}
+        # Diagnoses sit on hospital records, meals on the surveillance record of the same person: the
+        # master person index links them; a shared resident id number links them before it is built.
+        cases = sorted({r["record"] for r in store.query("same_person_records", residents=diagnosed)}
+                       | {r["record"] for r in store.query("records_sharing_id_number", residents=diagnosed)}
                        | set(diagnosed))
     exposures = [e for e in store.query("exposures_of_residents", residents=sorted(set(cases))) if e["venue"]]
+    control_meals = [e for e in store.query("exposures_of_residents", residents=sorted(set(controls)))
+                     if e["venue"]] if controls else []
     network = Network.read(store, start - dt.timedelta(days=shelf_days * 4), end)
     positives: dict[str, list[str]] = defaultdict(list)
     for r in store.query("samples_of_lots", lots=sorted(network.producer)):
         if r["positive"]:
             positives[r["lot"]].append(r["sample"])
-    ranked, traced = rank_sources(network, exposures, shelf_days=shelf_days, positives=positives)
+    options = Options(weights or {}, frozenset(cross_contamination or ()), frozenset(kill or ()), shelf_days)
+    ranked, traced = rank_sources(network, exposures, options=options, positives=positives, controls=control_meals)
     if not traced:
         raise QueryParameterError("no case has a recorded meal or exposure at a venue 病例均无就餐/暴露记录",
                                   cases=len(cases))
     return {"cases": len(set(cases)), "cases_traced": traced, "window": [start, end], "shelf_days": shelf_days,
+            "options": {"weighted_cases": len(options.weights), "controls": len({e["resident"] for e in control_meals}),
+                        "cross_contamination": sorted(options.cross), "kill": sorted(options.kill)},
             **{plural: [c.__dict__ for c in ranked if c.kind == kind][:top]
                for kind, plural in (("station", "stations"), ("lot", "lots"), ("delivery", "deliveries"))},
-            "basis": BASIS, "not_modelled": NOT_MODELLED}
+            "basis": BASIS}
 
 
-def rank_sources(network: Network, exposures: list[dict[str, Any]], *, shelf_days: int = SHELF_DAYS,
-                 positives: dict[str, list[str]] | None = None) -> tuple[list[Candidate], int]:
-    """The trace-back itself, on a network in memory: exposures are rows with ``resident``,
-    ``venue`` and ``occurred_at``. Returns every reached station, lot and delivery, best first, and
-    how many cases had something to trace."""
+@dataclass(frozen=True)
+class Options:
+    """How a trace-back weighs cases and moves through stations (see the module notes)."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+    cross: frozenset[str] = frozenset()
+    kill: frozenset[str] = frozenset()
+    shelf_days: int = SHELF_DAYS
+
+    def weight(self, case: str) -> float:
+        return float(self.weights.get(case, 1.0))
+
+    def crosses_at(self, station: str) -> bool:
+        return CROSS_ALL in self.cross or station in self.cross
+
+
+def rank_sources(network: Network, exposures: list[dict[str, Any]], *, options: Options | None = None,
+                 positives: dict[str, list[str]] | None = None,
+                 controls: list[dict[str, Any]] | None = None) -> tuple[list[Candidate], int]:
+    """The trace-back itself, on a network in memory: exposures (and negative controls' meals) are
+    rows with ``resident``, ``venue`` and ``occurred_at``. Returns every reached station, lot and
+    delivery, best first, and how many cases had something to trace."""
+    options = options or Options()
     positives = positives or {}
-    into = network.into
-    meals: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for e in exposures:
-        if e.get("venue"):
-            meals[e["resident"]].append(e)
-    reached: dict[tuple[str, str], dict[str, Any]] = {}
-    for case, eaten in meals.items():
-        seen: dict[tuple[str, str], tuple[int, str]] = {}
-        for e in eaten:
-            seen.setdefault(("station", e["venue"]), (0, ""))
-            window = e["occurred_at"] - dt.timedelta(days=shelf_days)
-            for d in into.get(e["venue"], []):
-                if window <= d["occurred_at"] <= e["occurred_at"]:
-                    _upstream(d, 1, network, into, seen, shelf_days)
-        for key, (depth, lot) in seen.items():
-            entry = reached.setdefault(key, {"cases": set(), "depth": depth, "via": set()})
-            entry["cases"].add(case)
-            entry["depth"] = max(entry["depth"], depth)
-            if lot:
-                entry["via"].add(lot)
+    meals = _by_person(exposures)
+    reached = _reached(network, meals, options)
+    by_control = _reached(network, _by_person(controls or []), options)
+    n_controls = len(_by_person(controls or []))
+    total = sum(options.weight(case) for case in meals) or 1.0
     venues = {e["venue"] for e in exposures if e.get("venue")}
     ranked = []
     for (kind, key), v in reached.items():
-        c = Candidate(key, kind, len(v["cases"]) / len(meals), len(v["cases"]), v["depth"], sorted(v["via"]))
+        weighted = sum(options.weight(case) for case in v["cases"])
+        c = Candidate(key, kind, weighted / total, len(v["cases"]), v["depth"], sorted(v["via"]))
+        if n_controls:
+            c.controls = len(by_control.get((kind, key), {}).get("cases", ())) / n_controls
         if kind == "lot":
             ends = network.end_points(key)
             c.specificity = len(ends & venues) / len(ends) if ends else 0.0
@@ -161,26 +190,60 @@ def rank_sources(network: Network, exposures: list[dict[str, Any]], *, shelf_day
         else:
             c.positive_samples = sorted({s for lot in c.via for s in positives.get(lot, [])})
         ranked.append(c)
-    ranked.sort(key=lambda c: (-c.score, -len(c.positive_samples), -c.specificity, -c.depth, c.key))
+    ranked.sort(key=lambda c: (-c.score, c.controls, -len(c.positive_samples), -c.specificity, -c.depth, c.key))
     return ranked, len(meals)
 
 
+def _by_person(exposures: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    meals: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in exposures:
+        if e.get("venue"):
+            meals[e["resident"]].append(e)
+    return meals
+
+
+def _reached(network: Network, meals: dict[str, list[dict[str, Any]]],
+             options: Options) -> dict[tuple[str, str], dict[str, Any]]:
+    """For every station, lot and delivery: the people whose backward trace reaches it."""
+    into = network.into
+    reached: dict[tuple[str, str], dict[str, Any]] = {}
+    for person, eaten in meals.items():
+        seen: dict[tuple[str, str], tuple[int, str]] = {}
+        for e in eaten:
+            seen.setdefault(("station", e["venue"]), (0, ""))
+            window = e["occurred_at"] - dt.timedelta(days=options.shelf_days)
+            for d in into.get(e["venue"], []):
+                if window <= d["occurred_at"] <= e["occurred_at"]:
+                    _upstream(d, 1, network, into, seen, options)
+        for key, (depth, lot) in seen.items():
+            entry = reached.setdefault(key, {"cases": set(), "depth": depth, "via": set()})
+            entry["cases"].add(person)
+            entry["depth"] = max(entry["depth"], depth)
+            if lot:
+                entry["via"].add(lot)
+    return reached
+
+
 def _upstream(delivery: dict[str, Any], depth: int, network: Network, into: dict[str, list[dict[str, Any]]],
-              seen: dict[tuple[str, str], tuple[int, str]], shelf_days: int) -> None:
-    """Mark a delivery, its lot and its sender, then follow the same lot (and its ingredients) upstream."""
-    lot = delivery["lot"]
-    for key in (("delivery", delivery["delivery"]), ("lot", lot), ("station", delivery["from_key"])):
+              seen: dict[tuple[str, str], tuple[int, str]], options: Options) -> None:
+    """Mark a delivery, its lot and its sender, then follow the same lot (and its ingredients) upstream;
+    at a cross-contamination station every earlier arrival, at a kill step nothing further."""
+    lot, sender = delivery["lot"], delivery["from_key"]
+    for key in (("delivery", delivery["delivery"]), ("lot", lot), ("station", sender)):
         if key not in seen or seen[key][0] < depth:
             seen[key] = (depth, lot)
+    if sender in options.kill:
+        return
     ingredients = set(network.made_from.get(lot, []))
     producer = network.producer.get(lot)
     if producer:
         seen.setdefault(("station", producer), (depth + 1, lot))
-    window = delivery["occurred_at"] - dt.timedelta(days=shelf_days)
-    for d in into.get(delivery["from_key"], []):
-        if (d["lot"] == lot or d["lot"] in ingredients) and window <= d["occurred_at"] <= delivery["occurred_at"] \
-                and ("delivery", d["delivery"]) not in seen:
-            _upstream(d, depth + 1, network, into, seen, shelf_days)
+    crosses = options.crosses_at(sender)
+    window = delivery["occurred_at"] - dt.timedelta(days=options.shelf_days)
+    for d in into.get(sender, []):
+        if (crosses or d["lot"] == lot or d["lot"] in ingredients) \
+                and window <= d["occurred_at"] <= delivery["occurred_at"] and ("delivery", d["delivery"]) not in seen:
+            _upstream(d, depth + 1, network, into, seen, options)
 
 
 def trace_forward(store: GraphStore, lot: str, *, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:

@@ -71,7 +71,8 @@ def test_counts_per_class_and_edge_type(engines) -> None:
 
 # The master index's queries need an index built by its operations: tests/contract/test_mpi_engines.py
 # runs them on both engines.
-MASTER_INDEX_QUERIES = frozenset({"possible_matches", "identity_history", "identity_changes", "identity_events"})
+MASTER_INDEX_QUERIES = frozenset({"possible_matches", "identity_history", "identity_changes", "identity_events",
+                                  "same_person_records"})
 
 
 @pytest.mark.parametrize("name", sorted(set(QUERIES) - MASTER_INDEX_QUERIES))

@@ -48,7 +48,8 @@ def _run(store: GraphStore) -> dict[str, Any]:
     queries = {"possible_matches": store.query("possible_matches", limit=10),
                "identity_history": store.query("identity_history", subject=masters[3]),
                "identity_changes": store.query("identity_changes", subject=masters[3]),
-               "identity_events": store.query("identity_events", since="", limit=100)}
+               "identity_events": store.query("identity_events", since="", limit=100),
+               "same_person_records": store.query("same_person_records", residents=["PHIS:1", "HIS-A:M-10"])}
     return {"masters": masters, "before": before, "merged": merged, "after": _state(store),
             "golden": {m: {k: v for k, v in mpi.golden(m).items() if k != "batch_id"} for m in set(masters)},
             "history": [(e["action"], e["actor"]) for e in mpi.history(masters[3])],

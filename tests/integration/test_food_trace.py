@@ -39,7 +39,8 @@ def test_the_source_is_found_from_the_diagnosis_code_alone(store: GraphStore, tr
     found = trace_back(store, icd10=outbreak["icd10"], start=START, end=END)
     assert found["stations"][0]["key"] == outbreak["source_station"]
     assert found["lots"][0]["key"] == outbreak["source_lot"]
-    assert found["not_modelled"], "an answer says what it did not take into account"
+    assert found["options"] == {"weighted_cases": 0, "controls": 0, "cross_contamination": [], "kill": []}, \
+        "an answer says which options it used"
 
 
 def test_trace_forward_reaches_every_venue_and_exposed_case(store: GraphStore, truth: dict, records) -> None:

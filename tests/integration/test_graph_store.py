@@ -57,7 +57,8 @@ def test_neighbours_and_paths(store: GraphStore) -> None:
 
 def test_every_named_query_runs(store: GraphStore, truth: dict, query_args: dict) -> None:
     args = query_args
-    index_queries = {"possible_matches", "identity_history", "identity_changes", "identity_events"}
+    index_queries = {"possible_matches", "identity_history", "identity_changes", "identity_events",
+                     "same_person_records"}
     assert set(args) | index_queries == set(QUERIES), "every catalog query needs a test call"
     results = {name: store.query(name, **kw) for name, kw in args.items()}
     assert results["encounters_of_resident"] and results["institutions_visited"][0]["encounters"] >= 1
