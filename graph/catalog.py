@@ -9,6 +9,7 @@ class hierarchy, into the list ``$classes`` (asking for Institution includes Hos
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,10 @@ class NamedQuery:
     params: dict[str, str] = field(default_factory=dict)
     ordered: bool = False
     """True when the statement has ORDER BY: results compare in order across engines."""
+    columns: dict[str, str] = field(default_factory=dict)
+    """Types of returned columns that are not a plain ``alias.property`` (counts, lists): ``integer``,
+    ``double``, ``string``, ``strings``, ``boolean``, ``date``, ``dateTime``. Supervision rules
+    type-check their conditions against these and the ontology (see :func:`result_columns`)."""
 
     def bind(self, onto: Ontology, values: dict[str, Any]) -> dict[str, Any]:
         """Check and convert the caller's values; expand ``class:`` parameters."""
@@ -164,19 +169,25 @@ QUERIES: dict[str, NamedQuery] = {
             {"donor_key": "string"}, ordered=True,
         ),
         NamedQuery(
-            "units_and_recipients",
-            "血液去向 Units of donations, where they are, their transfusions, recipients and reactions",
-            """UNWIND $donations AS din
-               MATCH (b:BloodDonation {key: din})<-[:derived_from]-(u:BloodUnit)
+            "units_made_from",
+            "血液成分 The units (components) made from one donation",
+            """MATCH (u:BloodUnit)-[:derived_from]->(b:BloodDonation {key: $din})
+               RETURN b.key AS donation, u.key AS unit, u.component AS component, u.status AS status,
+                      u.expires_on AS expires_on
+               ORDER BY unit""",
+            {"din": "string"}, ordered=True,
+        ),
+        NamedQuery(
+            "unit_whereabouts",
+            "血液去向 Where one unit is: its store, its transfusions, their recipients and reactions",
+            """MATCH (u:BloodUnit {key: $unit})
                OPTIONAL MATCH (u)-[:stored_at]->(s:Institution)
                OPTIONAL MATCH (t:Transfusion)-[:of_unit]->(u)
                OPTIONAL MATCH (t)-[:of_patient]->(r:Resident)
                OPTIONAL MATCH (x:TransfusionReaction)-[:reaction_to]->(t)
-               RETURN b.key AS donation, u.key AS unit, u.component AS component, u.status AS status,
-                      u.expires_on AS expires_on, s.key AS stored_at, t.key AS transfusion,
-                      t.occurred_at AS transfused_at, r.key AS recipient, x.key AS reaction,
-                      x.reaction_type AS reaction_type, x.serious AS serious""",
-            {"donations": "strings"},
+               RETURN u.key AS unit, s.key AS stored_at, t.key AS transfusion, t.occurred_at AS transfused_at,
+                      r.key AS recipient, x.key AS reaction, x.reaction_type AS reaction_type, x.serious AS serious""",
+            {"unit": "string"},
         ),
         NamedQuery(
             "transfusions_of_recipient",
@@ -331,12 +342,11 @@ QUERIES: dict[str, NamedQuery] = {
         NamedQuery(
             "same_person_records",
             "同一人的其他档案 The other source records the master person index links to the same person",
-            """UNWIND $residents AS k
-               MATCH (r:Resident {key: k})<-[:link_record]-(l:PersonLink)-[:link_master]->(m:MasterPerson),
+            """MATCH (r:Resident {key: $resident})<-[:link_record]-(l:PersonLink)-[:link_master]->(m:MasterPerson),
                      (m)<-[:link_master]-(o:PersonLink)-[:link_record]->(x:Resident)
                WHERE l.state = 'MATCH' AND o.state = 'MATCH' AND x.key <> r.key
                RETURN r.key AS resident, x.key AS record""",
-            {"residents": "strings"},
+            {"resident": "string"},
         ),
         NamedQuery(
             "identity_history",
@@ -414,6 +424,158 @@ QUERIES: dict[str, NamedQuery] = {
                ORDER BY practitioner, licence""",
             {"uscc": "string"}, ordered=True,
         ),
+        # ---- supervision rules (rules/packs): candidate rows that a rule's condition then judges
+        NamedQuery(
+            "encounter_practice",
+            "执业行为 Encounters with the attending practitioner's licence and the institution's licensed 诊疗科目",
+            """MATCH (e:Encounter)-[:attended_by]->(p:Practitioner), (e)-[:at_institution]->(i:Institution),
+                     (e)-[:in_department]->(d:Department)
+               OPTIONAL MATCH (p)-[:holds_license]->(l:License)
+               OPTIONAL MATCH (l)-[:registered_at]->(r:Institution)
+               OPTIONAL MATCH (i)-[:holds_license]->(il:License)
+               RETURN e.key AS encounter, e.class AS encounter_class, e.occurred_at AS occurred_at,
+                      p.key AS practitioner, p.name AS practitioner_name, i.key AS institution,
+                      i.name AS institution_name, d.key AS department, d.name AS department_name,
+                      d.subject_code AS subject_code, l.key AS licence, l.registration_status AS registration_status,
+                      l.valid_to AS valid_to, l.licensed_subjects AS licensed_subjects,
+                      r.key AS registered_at, il.key AS institution_licence,
+                      il.licensed_subjects AS institution_subjects""",
+        ),
+        NamedQuery(
+            "prescription_items_review",
+            "处方审核明细 Prescription items with the drug's limits and the patient: birth date and pregnancy from the master "
+            "index when built (any linked record), else from the prescribing record",
+            """MATCH (it:PrescriptionItem)-[:item_of]->(rx:Prescription)-[:in_encounter]->(e:Encounter)
+                     -[:of_patient]->(r:Resident), (it)-[:of_drug]->(g:Drug)
+               OPTIONAL MATCH (r)<-[:link_record]-(l:PersonLink)-[:link_master]->(m:MasterPerson)
+               WHERE l.state = 'MATCH'
+               OPTIONAL MATCH (m)<-[:link_master]-(o:PersonLink)-[:link_record]->(x:Resident)
+               WHERE o.state = 'MATCH' AND x.pregnant = true
+               RETURN rx.key AS prescription, e.key AS encounter, rx.occurred_at AS occurred_at, it.key AS item,
+                      g.key AS drug, g.name AS drug_name, g.drug_class AS drug_class, it.daily_dose AS daily_dose,
+                      it.unit AS unit, g.unit AS drug_unit, g.max_daily_dose AS max_daily_dose,
+                      it.days_supply AS days_supply, it.exception_reason AS exception_reason,
+                      g.pregnancy_contraindicated AS pregnancy_contraindicated, g.min_age AS min_age,
+                      r.key AS resident, m.key AS master_id, coalesce(m.birth_date, r.birth_date) AS birth_date,
+                      r.pregnant AS record_pregnant, count(x.key) AS pregnant_records""",
+            columns={"birth_date": "date", "pregnant_records": "integer"},
+        ),
+        NamedQuery(
+            "prescription_sizes",
+            "处方药品数 Number of distinct drugs on each prescription",
+            """MATCH (it:PrescriptionItem)-[:item_of]->(rx:Prescription)-[:in_encounter]->(e:Encounter),
+                     (it)-[:of_drug]->(g:Drug)
+               RETURN rx.key AS prescription, e.key AS encounter, rx.occurred_at AS occurred_at,
+                      count(DISTINCT g.key) AS drugs""",
+            columns={"drugs": "integer"},
+        ),
+        NamedQuery(
+            "prescription_drug_pairs",
+            "处方药品对 Pairs of different drugs on one prescription, with their pharmacological classes",
+            """MATCH (a:PrescriptionItem)-[:item_of]->(rx:Prescription)<-[:item_of]-(b:PrescriptionItem),
+                     (a)-[:of_drug]->(ga:Drug), (b)-[:of_drug]->(gb:Drug), (rx)-[:in_encounter]->(e:Encounter)
+               WHERE ga.key < gb.key
+               RETURN rx.key AS prescription, e.key AS encounter, rx.occurred_at AS occurred_at,
+                      ga.key AS drug_a, gb.key AS drug_b, ga.drug_class AS class_a, gb.drug_class AS class_b""",
+        ),
+        NamedQuery(
+            "repeat_tests_across_institutions",
+            "跨机构重复检查 Results of one test for one person (master index) at two institutions, earlier first",
+            """MATCH (m:MasterPerson)<-[:link_master]-(la:PersonLink)-[:link_record]->(ra:Resident)
+                     <-[:of_patient]-(ea:Encounter)<-[:in_encounter]-(a:LabResult)-[:of_test]->(t:LabTest),
+                     (m)<-[:link_master]-(lb:PersonLink)-[:link_record]->(rb:Resident)
+                     <-[:of_patient]-(eb:Encounter)<-[:in_encounter]-(b:LabResult)-[:of_test]->(t),
+                     (ea)-[:at_institution]->(ia:Institution), (eb)-[:at_institution]->(ib:Institution)
+               WHERE la.state = 'MATCH' AND lb.state = 'MATCH' AND ia.key <> ib.key
+                     AND a.occurred_at < b.occurred_at
+               RETURN m.key AS master_id, t.key AS test, t.name AS test_name, t.recognition_days AS recognition_days,
+                      a.key AS first_result, a.occurred_at AS first_at, ia.key AS first_institution,
+                      b.key AS second_result, b.occurred_at AS second_at, ib.key AS second_institution,
+                      ea.key AS first_encounter, eb.key AS second_encounter, eb.class AS second_encounter_class""",
+        ),
+        NamedQuery(
+            "overlapping_inpatient_stays",
+            "住院重叠 Pairs of inpatient stays of one person (master index), the later one admitted before the first ends",
+            """MATCH (m:MasterPerson)<-[:link_master]-(la:PersonLink)-[:link_record]->(ra:Resident)
+                     <-[:of_patient]-(a:Encounter),
+                     (m)<-[:link_master]-(lb:PersonLink)-[:link_record]->(rb:Resident)<-[:of_patient]-(b:Encounter),
+                     (a)-[:at_institution]->(ia:Institution), (b)-[:at_institution]->(ib:Institution)
+               WHERE la.state = 'MATCH' AND lb.state = 'MATCH' AND a.class = 'InpatientEncounter'
+                     AND b.class = 'InpatientEncounter' AND a.key <> b.key
+                     AND (a.occurred_at < b.occurred_at OR (a.occurred_at = b.occurred_at AND a.key < b.key))
+               RETURN m.key AS master_id, a.key AS first_stay, a.occurred_at AS first_admitted,
+                      a.ended_at AS first_discharged, ia.key AS first_institution, b.key AS second_stay,
+                      b.occurred_at AS second_admitted, b.ended_at AS second_discharged, ib.key AS second_institution""",
+        ),
+        NamedQuery(
+            "notifiable_diagnoses",
+            "法定传染病诊断 Diagnoses of notifiable diseases with diagnosis and report times and the legal limit",
+            """MATCH (g:Diagnosis)-[:of_disease]->(s:Disease), (g)-[:in_encounter]->(e:Encounter)
+               WHERE s.report_limit_hours IS NOT NULL
+               RETURN g.key AS diagnosis, e.key AS encounter, g.icd10_code AS icd10_code, s.name AS disease_name,
+                      s.notifiable_class AS notifiable_class, s.report_limit_hours AS report_limit_hours,
+                      g.occurred_at AS occurred_at, g.reported_at AS reported_at""",
+        ),
+        NamedQuery(
+            "appointment_behaviour",
+            "预约履约 Appointments per resident record: bookings, no-shows and the span of their slots",
+            """MATCH (a:Appointment)-[:of_patient]->(r:Resident)
+               RETURN r.key AS resident, count(a) AS appointments,
+                      count(CASE WHEN a.attendance = 'no_show' THEN 1 END) AS no_shows,
+                      min(a.slot_at) AS first_slot, max(a.slot_at) AS last_slot,
+                      max(a.occurred_at) AS occurred_at""",
+            columns={"appointments": "integer", "no_shows": "integer", "first_slot": "dateTime", "last_slot": "dateTime",
+                     "occurred_at": "dateTime"},
+        ),
+        NamedQuery(
+            "reactions_by_donor",
+            "输血反应聚集 Transfusion reactions with the donor whose unit was transfused and that donor's reaction count",
+            """MATCH (x:TransfusionReaction)-[:reaction_to]->(t:Transfusion)-[:of_unit]->(u:BloodUnit)
+                     -[:derived_from]->(b:BloodDonation)-[:of_patient]->(d:Resident)
+               WITH d, count(DISTINCT x.key) AS reactions
+               MATCH (x:TransfusionReaction)-[:reaction_to]->(t:Transfusion)-[:of_unit]->(u:BloodUnit)
+                     -[:derived_from]->(b:BloodDonation)-[:of_patient]->(d)
+               RETURN d.key AS donor, reactions, x.key AS reaction, x.reaction_type AS reaction_type,
+                      x.occurred_at AS occurred_at, u.key AS unit, b.key AS donation""",
+            columns={"reactions": "integer"},
+        ),
+        NamedQuery(
+            "master_index_links",
+            "主索引规模 Number of MATCH links in the master person index (0 when it was never built)",
+            """MATCH (l:PersonLink) WHERE l.state = 'MATCH' RETURN count(l) AS links""",
+            columns={"links": "integer"},
+        ),
+        NamedQuery(
+            "alerts_of_rule",
+            "规则预警 Every alert of a rule with its dedup key, state and times (for dedup and re-evaluation)",
+            """MATCH (a:Alert) WHERE a.rule_id = $rule_id
+               RETURN a.key AS code, a.dedup_key AS dedup_key, a.alert_state AS alert_state,
+                      a.occurred_at AS occurred_at, a.last_seen AS last_seen, a.closed_at AS closed_at
+               ORDER BY occurred_at, code""",
+            {"rule_id": "string"}, ordered=True,
+        ),
+        NamedQuery(
+            "alerts",
+            "预警列表 Alerts filtered by state, severity, rule and subject ('' = any), newest first",
+            """MATCH (a:Alert)
+               WHERE ($state = '' OR a.alert_state = $state) AND ($severity = '' OR a.severity = $severity)
+                     AND ($rule_id = '' OR a.rule_id = $rule_id) AND ($subject = '' OR $subject IN a.alert_subjects)
+               RETURN a.key AS code, a.rule_id AS rule_id, a.rule_version AS rule_version, a.severity AS severity,
+                      a.alert_state AS state, a.message AS message, a.message_en AS message_en,
+                      a.alert_subjects AS subjects, a.occurred_at AS raised_at, a.event_at AS event_at,
+                      a.last_seen AS last_seen, a.occurrences AS occurrences
+               ORDER BY raised_at DESC, code LIMIT $limit""",
+            {"state": "string", "severity": "string", "rule_id": "string", "subject": "string", "limit": "integer"},
+            ordered=True,
+        ),
+        NamedQuery(
+            "vaccinations_with_lots",
+            "接种批号 Vaccinations with their lot's expiry and recall state",
+            """MATCH (v:Vaccination)-[:with_lot]->(l:VaccineLot)
+               OPTIONAL MATCH (v)-[:at_institution]->(i:Institution)
+               RETURN v.key AS vaccination, v.occurred_at AS occurred_at, l.key AS lot, l.expires_on AS expires_on,
+                      l.recalled AS recalled, l.manufacturer AS manufacturer, i.key AS institution""",
+        ),
     ]
 }
 
@@ -423,3 +585,54 @@ def named_query(name: str) -> NamedQuery:
         return QUERIES[name]
     except KeyError:
         raise UnknownQuery(f"unknown named query '{name}' {did_you_mean(name, QUERIES)}", query=name) from None
+
+
+_RETURN = re.compile(r"\bRETURN\b(?:\s+DISTINCT\b)?(.*?)(?:\bORDER\s+BY\b|\bLIMIT\b|$)", re.S | re.I)
+_NODE = re.compile(r"\((\w+):(\w+)")
+_PROPERTY = re.compile(r"(\w+)\.(\w+)")
+_XSD_TYPES = {"string": "string", "integer": "integer", "double": "double", "decimal": "double", "float": "double",
+              "boolean": "boolean", "date": "date", "dateTime": "dateTime"}
+
+
+def result_columns(query: NamedQuery, onto: Ontology) -> dict[str, str]:
+    """The columns a named query returns and their types, without running it.
+
+    A column ``alias.property AS name`` takes the ontology's datatype of ``property`` (``strings``
+    for a list-valued one; ``key`` and ``class`` are strings); other columns take their type from
+    ``NamedQuery.columns``, else ``any``. Columns follow the last RETURN clause of the statement.
+    """
+    clause = _RETURN.findall(query.cypher)
+    if not clause:
+        return {}
+    labels = dict(_NODE.findall(query.cypher))
+    items, depth, current = [], 0, ""
+    for ch in clause[-1]:
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += ch
+    items.append(current)
+    out: dict[str, str] = {}
+    for item in (i.strip() for i in items if i.strip()):
+        expr, _, name = item.rpartition(" AS ")
+        expr, name = (expr.strip(), name.strip()) if expr else (item, item)
+        if name in query.columns:
+            out[name] = query.columns[name]
+            continue
+        prop = _PROPERTY.fullmatch(expr)
+        if prop and prop.group(1) in labels:
+            pname = prop.group(2)
+            if pname in ("key", "class"):
+                out[name] = "string"
+            elif pname in onto.properties:
+                p = onto.properties[pname]
+                base = _XSD_TYPES.get(p.datatype, "any")
+                out[name] = "strings" if p.is_list and base == "string" else (base if p.functional else "any")
+            else:
+                out[name] = "any"
+        else:
+            out[name] = "any"
+    return out

@@ -99,6 +99,14 @@ class LadybugStore(GraphStore):
                 return pd.DataFrame()
             return result.get_as_arrow().to_pandas()
 
+    def _records(self, statement: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        # Named queries return few rows: Python values straight from the engine; the Arrow → pandas
+        # round trip cost more than the query itself (1.5 of 2.5 ms for a unit's whereabouts).
+        with self._lock:
+            result = self._execute(statement, params)
+            names = result.get_column_names()
+            return [dict(zip(names, row, strict=True)) for row in result.get_all()]
+
     def _discard_connection(self) -> None:
         # After a failed statement inside an explicit transaction the next statement on the same
         # connection can segfault (BACKENDS.md); never reuse it.

@@ -71,14 +71,20 @@ class Neo4jStore(GraphStore):
             raise GraphUnavailable(f"Neo4j at {self.uri} is unavailable: {exc}", uri=self.uri) from exc
 
     def _run(self, statement: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        rows, keys = self._fetch(statement, params)
+        return pd.DataFrame(rows, columns=keys)
+
+    def _records(self, statement: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return self._fetch(statement, params)[0]
+
+    def _fetch(self, statement: str, params: dict[str, Any] | None) -> tuple[list[dict[str, Any]], list[str]]:
         with self._engine_errors(statement):
             if self._tx is not None:
                 result = self._tx.run(statement, params or {})
                 records, keys = list(result), result.keys()
             else:
                 records, _, keys = self._driver.execute_query(statement, params or {}, database_=self.database)
-        rows = [{k: _native(r[k]) for k in keys} for r in records]
-        return pd.DataFrame(rows, columns=list(keys))
+        return [{k: _native(r[k]) for k in keys} for r in records], list(keys)
 
     def _write_batches(self, statement: str, rows: list[dict[str, Any]]) -> None:
         for start in range(0, len(rows), BATCH_ROWS):

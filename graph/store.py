@@ -21,12 +21,16 @@ from graph.catalog import named_query
 from graph.dialect import Dialect
 from ontology.errors import NodeNotFound, QueryParameterError, did_you_mean
 from ontology.model import Ontology
-from ontology.validate import PANDAS_DTYPES, duplicated, edge_keys, plain
+from ontology.validate import PANDAS_DTYPES, TEXT, edge_duplicated, plain
 
 
 SMALL_WRITE = 2_000
 """Writes up to this many rows compare against the stored rows they touch (key lookups); larger ones
 read the table's hashes or edge pairs in one pass."""
+
+
+SMALL_EDGE_WRITE = 200
+"""Edge writes up to this many rows look up the stored pairs of their source nodes one by one."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,15 @@ def content_hash(frame: pd.DataFrame) -> pd.Series:
         h = pd.util.hash_pandas_object(col, index=False, categorize=False).to_numpy()
         acc = (acc * np.uint64(1_000_003)) ^ h ^ np.uint64(i + 1)
     return pd.Series(acc.view(np.int64), index=frame.index, dtype="Int64")
+
+
+def _by_table_pair(frame: pd.DataFrame) -> Iterator[tuple[tuple[str, str], pd.DataFrame]]:
+    """Edge rows grouped by (source table, target table); most files have one pair, kept without a copy."""
+    src, dst = frame["src_table"], frame["dst_table"]
+    if len(frame) and (src == src.iat[0]).fillna(False).all() and (dst == dst.iat[0]).fillna(False).all():
+        yield (str(src.iat[0]), str(dst.iat[0])), frame
+        return
+    yield from frame.groupby(["src_table", "dst_table"], sort=True)  # type: ignore[misc]
 
 
 @dataclass
@@ -111,6 +124,11 @@ class GraphStore(ABC):
         self._empty = empty
         return frozenset(empty)
 
+    def _known_empty(self, name: str) -> bool:
+        """Whether a table is empty, from memory only (an exclusive writer that has asked before):
+        a first load then skips reading what is stored."""
+        return self.exclusive_writer and self._empty is not None and name in self._empty
+
     def _written(self, name: str) -> None:
         if self._empty is not None:
             self._empty.discard(name)
@@ -119,6 +137,10 @@ class GraphStore(ABC):
     @abstractmethod
     def _run(self, statement: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """Execute one statement and return its rows."""
+
+    def _records(self, statement: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Execute one statement and return its rows as dicts (engines may skip the DataFrame)."""
+        return self._run(statement, params).to_dict("records")
 
     @abstractmethod
     def _encode_nodes(self, table: str, rows: pd.DataFrame) -> Any:
@@ -182,7 +204,12 @@ class GraphStore(ABC):
             return plan
         rows = self._conform(table, frame)
         rows["content_hash"] = content_hash(rows.drop(columns=["content_hash"]))
-        existing = self.node_hashes(table) if len(rows) > SMALL_WRITE else self._hashes_of(table, rows["key"])
+        if self._known_empty(table):
+            existing = pd.Series(dtype="Int64")
+        elif len(rows) > SMALL_WRITE:
+            existing = self.node_hashes(table)
+        else:
+            existing = self._hashes_of(table, rows["key"])
         if len(existing):
             old_hash = rows["key"].map(existing)
             is_new = old_hash.isna().to_numpy()
@@ -210,10 +237,14 @@ class GraphStore(ABC):
         """
         self.onto.edge(edge)
         plan = WritePlan(edge, is_edge=True)
-        for (st, dt_), group in frame.groupby(["src_table", "dst_table"], sort=True):
-            existing = self.edge_pairs(edge, str(st), str(dt_)) if len(group) > SMALL_WRITE else \
-                self._pairs_from(edge, str(st), str(dt_), group["src"])
-            pairs = group[["src", "dst"]] if unique else group[["src", "dst"]][~duplicated(edge_keys(group))]
+        for (st, dt_), group in _by_table_pair(frame):
+            if self._known_empty(edge):
+                existing = pd.DataFrame()
+            elif len(group) > SMALL_EDGE_WRITE:
+                existing = self.edge_pairs(edge, str(st), str(dt_))
+            else:
+                existing = self._pairs_from(edge, str(st), str(dt_), group["src"])
+            pairs = group[["src", "dst"]] if unique else group[["src", "dst"]][~edge_duplicated(group)]
             if len(existing):
                 merged = pairs.merge(existing, on=["src", "dst"], how="left", indicator=True)
                 new = merged[merged["_merge"] == "left_only"][["src", "dst"]]
@@ -266,10 +297,12 @@ class GraphStore(ABC):
             pd.Series(dtype="Int64")
 
     def _pairs_from(self, edge: str, src_table: str, dst_table: str, sources: pd.Series) -> pd.DataFrame:
-        """Stored (src, dst) pairs of an edge type leaving the given source nodes."""
-        df = self._run(f"UNWIND $keys AS k MATCH (a:{self._table(src_table)})-[:{edge}]->(b:{self._table(dst_table)}) "
-                       "WHERE a.key = k RETURN a.key AS src, b.key AS dst", {"keys": list(dict.fromkeys(sources))})
-        return df.astype("string") if len(df) else pd.DataFrame({"src": [], "dst": []}, dtype="string")
+        """Stored (src, dst) pairs of an edge type leaving the given source nodes: one bound key per
+        statement (a hop from an unwound list scans the whole relationship table on LadybugDB)."""
+        statement = (f"MATCH (a:{self._table(src_table)} {{key: $k}})-[:{edge}]->(b:{self._table(dst_table)}) "
+                     "RETURN a.key AS src, b.key AS dst")
+        rows = [r for k in dict.fromkeys(sources) for r in self._records(statement, {"k": k})]
+        return pd.DataFrame(rows, columns=["src", "dst"], dtype="string")
 
     def provenance(self, batch_id: str) -> dict[str, Any]:
         """Where a node or edge came from: its batch's source, time and reconciliation."""
@@ -300,8 +333,8 @@ class GraphStore(ABC):
         """Order the columns as the table declares them, adding typed nulls for absent ones."""
         props = self.onto.table_properties(table)
         out = pd.DataFrame(index=frame.index)
-        out["key"] = frame["key"].astype("string")
-        out["class"] = frame["class"].astype("string") if "class" in frame else table
+        out["key"] = frame["key"].astype(TEXT)
+        out["class"] = frame["class"].astype(TEXT) if "class" in frame else table
         for name, prop in props.items():
             if name in frame:
                 out[name] = frame[name]
@@ -396,8 +429,16 @@ class GraphStore(ABC):
     def query(self, name: str, **params: Any) -> list[dict[str, Any]]:
         """Run a named query from the catalog with typed parameters."""
         q = named_query(name)
-        df = self._run(q.cypher, q.bind(self.onto, params))
-        return [{k: plain(v) for k, v in r.items()} for r in df.to_dict("records")]
+        return [{k: plain(v) for k, v in r.items()} for r in self._records(q.cypher, q.bind(self.onto, params))]
+
+    def query_each(self, name: str, param: str, values: list[Any], **params: Any) -> list[dict[str, Any]]:
+        """Run a named query once per value of ``param`` and concatenate the rows, in the order of the values.
+
+        Each run starts from one bound key, which both engines answer by index lookups; a list
+        parameter unwound inside one statement made LadybugDB's planner scan whole relationship
+        tables (docs/engines.md).
+        """
+        return [row for value in dict.fromkeys(values) for row in self.query(name, **{param: value}, **params)]
 
     def counts(self) -> dict[str, int]:
         """Node count per concrete class and edge count per edge type."""

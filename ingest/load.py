@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from graph.store import GraphStore, Provenance, WritePlan, WriteResult
 from ingest.quality import resident_id_quality
 from ontology import errors
-from ontology.validate import Rejection, Validated, lookup_from, validate_edges, validate_nodes
+from ontology.validate import TEXT, Rejection, Validated, lookup_from, validate_edges, validate_nodes
 
 READERS = (".parquet", ".jsonl", ".csv")
 IN_FLIGHT = 2
@@ -97,7 +99,8 @@ def batch_id_of(root: Path, files: list[Path]) -> str:
 def read_records(path: Path) -> tuple[pd.DataFrame, list[Rejection]]:
     """Read one file; malformed lines become rejections (HG-0301), never silent losses."""
     if path.suffix == ".parquet":
-        return pd.read_parquet(path), []
+        text = {pa.string(): TEXT, pa.large_string(): TEXT}
+        return pq.read_table(path).to_pandas(types_mapper=text.get), []
     if path.suffix == ".csv":
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
         return frame.replace("", None), []
@@ -176,7 +179,7 @@ def load_folder(store: GraphStore, root: str | Path, *, quarantine_root: str | P
             if table is not None:
                 accepted = result.accepted
                 batch_classes.setdefault(table, []).append(
-                    pd.Series(accepted["class"].to_numpy(), index=accepted["key"].to_numpy()))
+                    pd.Series(accepted["class"].array, index=pd.Index(accepted["key"].array)))
                 if table == "Resident":
                     quality.setdefault("resident_ids", []).append(resident_id_quality(accepted, path.name))
             submit(path, result, unreadable, table,

@@ -24,7 +24,7 @@ def id_check_ok(ids: pd.Series) -> np.ndarray:
 
 def resident_id_quality(frame: pd.DataFrame, file: str) -> dict[str, Any]:
     """Counts of missing, legacy 15-digit and invalid resident ids, and ids disagreeing with the record."""
-    ids = frame["id_number"].astype("string")
+    ids = frame["id_number"].astype(pd.StringDtype("pyarrow"))
     present = ids.notna() & (ids != "")
     shaped18 = present & ids.str.fullmatch(r"\d{17}[\dX]").fillna(False)
     shaped15 = present & ids.str.fullmatch(r"\d{15}").fillna(False)
@@ -36,8 +36,8 @@ def resident_id_quality(frame: pd.DataFrame, file: str) -> dict[str, Any]:
         division = sub.str.slice(0, 6).isin(historical_division_codes()).to_numpy()
         ok.loc[shaped18] = check & birth.notna().to_numpy() & division
         # A valid id can still be another person's (e.g. a newborn under a parent's id): compare.
-        rec_birth = pd.to_datetime(frame.loc[shaped18, "birth_date"]).dt.strftime("%Y%m%d")
-        mismatch_birth = int((ok.loc[shaped18] & (rec_birth.to_numpy() != sub.str.slice(6, 14).to_numpy())).sum())
+        rec_birth = pd.to_datetime(frame.loc[shaped18, "birth_date"]).dt.normalize()
+        mismatch_birth = int((ok.loc[shaped18] & (rec_birth.to_numpy() != birth.to_numpy())).sum())
         sex_digit = sub.str.slice(16, 17).astype(int) % 2
         rec_sex = frame.loc[shaped18, "sex"].map({"1": 1, "2": 0})
         mismatch_sex = int((ok.loc[shaped18] & rec_sex.notna() & (rec_sex != sex_digit)).sum())

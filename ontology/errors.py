@@ -48,14 +48,23 @@ the message says what went wrong, where, the valid options and a fix.
     │   ├── NotMerged                      HG-0704  unmerging a master person that was never merged
     │   ├── StaleChange                    HG-0705  undoing a change that later changes built on
     │   └── InvalidLinkOperation           HG-0706  an operation the link's or master's state does not allow
-    └── RegistryError                      HG-08xx  the practitioner, institution and terminology registries
-        ├── InvalidUscc                    HG-0801  a unified social credit code failing GB 32100-2015 (form, check character)
-        ├── UnknownCodeSystem              HG-0802  a code system (or a version of one) that was never registered
-        ├── InvalidLicence                 HG-0803  a licence breaking its rules (validity, scope, 诊疗科目, status value)
-        ├── UnknownConcept                 HG-0804  a code not in the code system (version) asked for
-        ├── StatusTransitionNotAllowed     HG-0805  a licence status change the rules forbid (e.g. reinstating a revoked one)
-        ├── VersionExists                  HG-0806  adding a code-system version that already exists
-        └── RegistrationConflict           HG-0807  an entry that clashes with another (a licence held by someone else)
+    ├── RegistryError                      HG-08xx  the practitioner, institution and terminology registries
+    │   ├── InvalidUscc                    HG-0801  a unified social credit code failing GB 32100-2015 (form, check character)
+    │   ├── UnknownCodeSystem              HG-0802  a code system (or a version of one) that was never registered
+    │   ├── InvalidLicence                 HG-0803  a licence breaking its rules (validity, scope, 诊疗科目, status value)
+    │   ├── UnknownConcept                 HG-0804  a code not in the code system (version) asked for
+    │   ├── StatusTransitionNotAllowed     HG-0805  a licence status change the rules forbid (e.g. reinstating a revoked one)
+    │   ├── VersionExists                  HG-0806  adding a code-system version that already exists
+    │   └── RegistrationConflict           HG-0807  an entry that clashes with another (a licence held by someone else)
+    └── RuleError                          HG-09xx  supervision rule packs and alerts
+        ├── RulePackInvalid                HG-0901  a pack with problems; details["problems"] lists every one, each coded:
+        │                                           HG-0902 unknown field, HG-0903 unknown column, HG-0904 condition
+        │                                           type/syntax error, HG-0905 unknown query, HG-0906 bad value
+        ├── RuleTestFailed                 HG-0907  a rule's shipped test case gave other alerts than expected
+        ├── UnknownRule                    HG-0908  a rule id (or pack) that is not loaded
+        ├── UnknownAlert                   HG-0909  an alert code not in the graph
+        ├── AlertTransitionNotAllowed      HG-0910  a lifecycle change the alert's state forbids (e.g. acknowledging a resolved alert)
+        └── DeliveryError                  HG-0911  a webhook subscription that is invalid or cannot be delivered to
 """
 
 from __future__ import annotations
@@ -390,6 +399,63 @@ class VersionExists(RegistryError):
 class RegistrationConflict(RegistryError):
     code = "HG-0807"
     title = "注册冲突 registration conflict"
+
+
+class RuleError(HealthGraphError):
+    code = "HG-0900"
+    title = "监管规则错误 supervision rule error"
+    http_status = 422
+
+
+class RulePackInvalid(RuleError):
+    """A rule pack failed validation. ``details["problems"]`` holds every problem found, each a dict
+    with its own ``code`` (HG-0902 … HG-0906), the rule id, the field and the message."""
+
+    code = "HG-0901"
+    title = "规则包无效 invalid rule pack"
+
+    @property
+    def problems(self) -> list[dict[str, Any]]:
+        return list(self.details.get("problems", []))
+
+
+RULE_PROBLEM_CODES: dict[str, str] = {
+    "HG-0902": "未知字段 unknown field",
+    "HG-0903": "未知列 unknown column (not returned by the rule's query)",
+    "HG-0904": "条件语法或类型错误 condition syntax or type error",
+    "HG-0905": "未知命名查询 unknown named query",
+    "HG-0906": "取值无效 invalid value",
+}
+"""The codes a rule-pack problem can carry (inside RulePackInvalid)."""
+
+
+class RuleTestFailed(RuleError):
+    code = "HG-0907"
+    title = "规则自带测试未通过 rule test case failed"
+
+
+class UnknownRule(RuleError):
+    code = "HG-0908"
+    title = "未知规则 unknown rule"
+    http_status = 404
+
+
+class UnknownAlert(RuleError):
+    code = "HG-0909"
+    title = "未知预警 unknown alert"
+    http_status = 404
+
+
+class AlertTransitionNotAllowed(RuleError):
+    code = "HG-0910"
+    title = "预警状态不允许此操作 not allowed in the alert's state"
+    http_status = 409
+
+
+class DeliveryError(RuleError):
+    code = "HG-0911"
+    title = "预警推送错误 alert delivery error"
+
 
 VALIDATION_ERRORS: tuple[type[ValidationError], ...] = (
     UnknownClass, UnknownProperty, WrongDatatype, MissingKey, ConflictingDuplicate, MissingRequired,

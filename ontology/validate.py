@@ -23,8 +23,12 @@ from ontology.model import KEY_SEPARATOR, Ontology, Property
 RESERVED_NODE_COLUMNS = ("key", "class")
 EDGE_COLUMNS = ("src", "dst", "src_class", "dst_class")
 
+TEXT = pd.StringDtype("pyarrow")
+"""Text columns stay in Arrow memory: pandas' default (Python-object) strings made validation
+several times slower, since every null check, comparison and hash then runs per Python object."""
+
 PANDAS_DTYPES = {
-    "string": "string", "integer": "Int64", "double": "Float64", "boolean": "boolean",
+    "string": TEXT, "integer": "Int64", "double": "Float64", "boolean": "boolean",
     "date": "datetime64[ms]", "dateTime": "datetime64[us]",
 }
 """How each ontology datatype is held in an accepted (normalised) frame."""
@@ -105,13 +109,13 @@ def coerce(prop: Property, col: pd.Series) -> tuple[pd.Series, np.ndarray]:
         return _coerce_list(prop, col, present)
     dtype = prop.datatype
     if dtype == "string":
-        typed = col.astype("string")
+        typed = col.astype(TEXT)
         return typed.where(present, None), np.zeros(len(col), dtype=bool)
     if dtype in ("integer", "double"):
         if pd.api.types.is_bool_dtype(col.dtype):
             num = pd.Series(np.nan, index=col.index)
         else:
-            num = pd.to_numeric(col.astype("string") if col.dtype == object else col, errors="coerce")
+            num = pd.to_numeric(col.astype(TEXT) if col.dtype == object else col, errors="coerce")
         bad = present & num.isna().to_numpy()
         if dtype == "integer":
             frac = present & ~bad & (num.fillna(0) % 1 != 0).to_numpy()
@@ -123,7 +127,7 @@ def coerce(prop: Property, col: pd.Series) -> tuple[pd.Series, np.ndarray]:
     if dtype == "boolean":
         if pd.api.types.is_bool_dtype(col.dtype):
             return col.astype("boolean"), np.zeros(len(col), dtype=bool)
-        text = col.astype("string").str.strip().str.lower()
+        text = col.astype(TEXT).str.strip().str.lower()
         is_true, is_false = text.isin(_TRUE).fillna(False), text.isin(_FALSE).fillna(False)
         bad = present & ~(is_true | is_false).to_numpy()
         typed = pd.Series(pd.NA, index=col.index, dtype="boolean")
@@ -134,7 +138,7 @@ def coerce(prop: Property, col: pd.Series) -> tuple[pd.Series, np.ndarray]:
         if pd.api.types.is_datetime64_any_dtype(col.dtype):
             parsed = col.dt.tz_localize(None) if getattr(col.dt, "tz", None) else col
         else:
-            parsed = pd.to_datetime(col.astype("string"), errors="coerce", format="ISO8601")
+            parsed = pd.to_datetime(col.astype(TEXT), errors="coerce", format="ISO8601")
             if getattr(parsed.dt, "tz", None) is not None:
                 parsed = parsed.dt.tz_convert("Asia/Shanghai").dt.tz_localize(None)
         bad = present & parsed.isna().to_numpy()
@@ -173,13 +177,23 @@ def _allowed_check(prop: Property, typed: pd.Series, present: np.ndarray) -> np.
             return all((not prop.allowed_values or v in prop.allowed_values)
                        and (prop.regex is None or prop.regex.fullmatch(v)) for v in vals)
         return np.array([not ok(v) for v in typed], dtype=bool)
-    text = typed.astype("string")
+    text = typed.astype(TEXT)
     bad = np.zeros(len(typed), dtype=bool)
     if prop.allowed_values:
         bad |= present & ~text.isin(prop.allowed_values).fillna(False).to_numpy()
     if prop.regex is not None:
-        bad |= present & ~text.str.fullmatch(prop.pattern).fillna(False).to_numpy()  # type: ignore[arg-type]
+        # The whole value must match (re.fullmatch); Arrow's RE2 runs without Python objects.
+        matched = pc.match_substring_regex(_arrow_text(text), f"^(?:{prop.pattern})$")
+        bad |= present & ~matched.fill_null(False).to_numpy(zero_copy_only=False)
     return bad
+
+
+def _arrow_text(values: pd.Series) -> pa.Array:
+    return pa.array(values, pa.string(), from_pandas=True)
+
+
+def _text_series(values: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(values), index=index)
 
 
 def _records(frame: pd.DataFrame, rows: Iterable[int]) -> list[dict[str, Any]]:
@@ -228,8 +242,8 @@ def validate_nodes(onto: Ontology, cls_name: str, frame: pd.DataFrame) -> Valida
     columns = onto.table_properties(table)
     allowed_classes = onto.descendants(cls_name)
 
-    classes = frame["class"].astype("string").fillna(cls_name) if "class" in frame else \
-        pd.Series(cls_name, index=frame.index, dtype="string")
+    classes = frame["class"].astype(TEXT).fillna(cls_name) if "class" in frame else \
+        pd.Series(cls_name, index=frame.index, dtype=TEXT)
     unknown_cls = ~classes.isin(allowed_classes).to_numpy()
     reasons.add(unknown_cls, errors.UnknownClass,
                 lambda r: f"class '{classes.iat[r]}' is not {cls_name} or a subclass of it "
@@ -289,11 +303,11 @@ def validate_nodes(onto: Ontology, cls_name: str, frame: pd.DataFrame) -> Valida
                         + (" and is part of its key" if error is errors.MissingKey else ""))
 
     key_props = onto.key_of(cls_name)
-    key = out[key_props[0]].astype("string")
+    key = out[key_props[0]].astype(TEXT)
     for k in key_props[1:]:
-        key = key + KEY_SEPARATOR + out[k].astype("string")
+        key = key + KEY_SEPARATOR + out[k].astype(TEXT)
     if "key" in frame:
-        given = frame["key"].astype("string")
+        given = frame["key"].astype(TEXT)
         mismatch = (_present(frame["key"]) & (given != key).fillna(True).to_numpy())
         reasons.add(mismatch, errors.MissingKey,
                     lambda r: f"'key' {given.iat[r]!r} differs from the ontology key "
@@ -307,7 +321,7 @@ def validate_nodes(onto: Ontology, cls_name: str, frame: pd.DataFrame) -> Valida
     collapsed = 0
     dup = duplicated(good["key"], keep=False)
     if dup.any():
-        content = pd.util.hash_pandas_object(good.drop(columns=["key"]).astype("string"), index=False)
+        content = pd.util.hash_pandas_object(good.drop(columns=["key"]).astype(TEXT), index=False)
         first_hash = content.groupby(good["key"].to_numpy()).transform("first")
         conflict = dup & (content != first_hash).to_numpy()
         exact_later = duplicated(good["key"]) & ~conflict
@@ -348,14 +362,14 @@ def validate_edges(onto: Ontology, edge_name: str, frame: pd.DataFrame,
                         f"edges carry no properties: '{col_name}' is not one of {', '.join(EDGE_COLUMNS)}")
     out = pd.DataFrame(index=frame.index)
     for role, allowed in (("src", edge.domain), ("dst", edge.range)):
-        keys = frame[role].astype("string") if role in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
+        keys = frame[role].astype(TEXT) if role in frame else pd.Series(pd.NA, index=frame.index, dtype=TEXT)
         missing = ~_present(keys)
         reasons.add(missing, errors.MissingKey, f"edge {edge_name} needs '{role}' (the key of its "
                                                 f"{'source' if role == 'src' else 'target'} node)")
         tables = frozenset(onto.classes[c].table for c in allowed)
         declared = frame.get(f"{role}_class")
         if declared is not None:
-            declared = declared.astype("string")
+            declared = declared.astype(TEXT)
             unknown = _present(declared) & ~declared.isin(onto.classes).to_numpy()
             reasons.add(unknown, errors.UnknownClass,
                         lambda r, d=declared: f"unknown class '{d.iat[r]}' {errors.did_you_mean(str(d.iat[r]), onto.classes)}")
@@ -378,12 +392,15 @@ def validate_edges(onto: Ontology, edge_name: str, frame: pd.DataFrame,
                                                            f"{'domain' if ro == 'src' else 'range'}: {', '.join(sorted(a))}")
         out[role] = keys
         out[f"{role}_class"] = found
-        out[f"{role}_table"] = found.map({c: d.table for c, d in onto.classes.items()}).astype("string")
+        names = pa.array(list(onto.classes), pa.string())
+        tables_of = pa.array([d.table for d in onto.classes.values()], pa.string())
+        out[f"{role}_table"] = _text_series(pc.take(tables_of, pc.index_in(_arrow_text(found), value_set=names)),
+                                            frame.index)
 
     ok = np.ones(n, dtype=bool)
     ok[reasons.rows()] = False
     good = out[ok]
-    exact_later = duplicated(edge_keys(good))
+    exact_later = edge_duplicated(good)
     collapsed = int(exact_later.sum())
     ok[good.index.to_numpy()[exact_later]] = False
     if edge.functional:
@@ -400,23 +417,32 @@ def validate_edges(onto: Ontology, edge_name: str, frame: pd.DataFrame,
 
 
 def duplicated(values: pd.Series, keep: str | bool = "first") -> np.ndarray:
-    """Like ``Series.duplicated`` for text, in one Arrow hash pass (pandas' Arrow path is slow).
+    """Like ``Series.duplicated`` for text, hashing each value once in Arrow (pandas hashes Python objects).
 
     ``keep="first"`` marks every repeat after the first; ``keep=False`` marks every row whose
     value occurs more than once. Missing values are never duplicates.
     """
-    arr = pa.array(values, pa.string(), from_pandas=True)
-    first = pc.index_in(arr, value_set=arr)  # position of each value's first occurrence
-    later = (first.to_numpy(zero_copy_only=False) != np.arange(len(arr))) & ~values.isna().to_numpy()
-    if keep == "first":
-        return later
-    repeated = pa.array(values[later].drop_duplicates(), pa.string(), from_pandas=True)
-    return pc.is_in(arr, value_set=repeated).to_numpy(zero_copy_only=False) & ~values.isna().to_numpy()
+    codes = _codes(values)
+    return pd.Series(codes).duplicated(keep=keep).to_numpy() & (codes >= 0)  # type: ignore[arg-type]
 
 
-def edge_keys(frame: pd.DataFrame) -> pd.Series:
-    """One text key per edge (source and target keys joined): hashing one column beats two."""
-    return frame["src"].astype("string") + "\x1f" + frame["dst"].astype("string")
+def edge_duplicated(frame: pd.DataFrame) -> np.ndarray:
+    """Repeats (after the first) of a (src, dst) pair: the pair as one integer of the two columns' codes.
+
+    Rows missing either end are never duplicates.
+    """
+    src, dst = _codes(frame["src"]), _codes(frame["dst"])
+    pair = src * (int(dst.max(initial=0)) + 2) + (dst + 1)  # one-to-one, missing codes (-1) included
+    return pd.Series(pair).duplicated().to_numpy() & (src >= 0) & (dst >= 0)
+
+
+def _codes(values: pd.Series) -> np.ndarray:
+    """Equal text → equal integer (-1 for missing), by Arrow dictionary encoding."""
+    arr = _arrow_text(values)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    indices = arr.dictionary_encode().indices.cast(pa.int64())  # int64: pairs of codes are multiplied
+    return pc.fill_null(indices, -1).to_numpy() if indices.null_count else indices.to_numpy()
 
 
 def lookup_from(classes_of: Callable[[str], pd.Series | None]) -> EndpointLookup:
@@ -436,7 +462,7 @@ def lookup_from(classes_of: Callable[[str], pd.Series | None]) -> EndpointLookup
         return arrow[t]
 
     def lookup(role: str, keys: pd.Series, allowed: frozenset[str]) -> pd.Series:
-        probe = pa.array(keys, pa.string(), from_pandas=True)
+        probe = _arrow_text(keys)
         found = pa.nulls(len(probe), pa.string())
         for t in sorted(allowed):
             arrays = table_arrays(t)
@@ -444,6 +470,6 @@ def lookup_from(classes_of: Callable[[str], pd.Series | None]) -> EndpointLookup
                 continue
             idx = pc.index_in(probe, value_set=arrays[0])
             found = pc.coalesce(found, pc.take(arrays[1], idx))
-        return pd.Series(found.to_pandas(types_mapper=pd.ArrowDtype), index=keys.index).astype("string")
+        return _text_series(found, keys.index)
 
     return lookup

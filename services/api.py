@@ -26,6 +26,8 @@ from services.directory import Directory
 from services.mpi import MasterPersonIndex
 from services.mpi_api import mpi_router
 from services.registries_api import registries_router
+from services.supervision import Supervision
+from services.supervision_api import supervision_router
 from services.privacy import Guard, Viewer
 from services.records import Records
 from services.settings import Settings
@@ -277,6 +279,14 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
             return state["mpi"]
 
     app.include_router(mpi_router(mpi, lambda: state["records"], viewer))
+
+    def supervision() -> Supervision:
+        with state["mpi_lock"]:  # one instance: its subscribers feed the alert stream
+            if "supervision" not in state:
+                state["supervision"] = Supervision(state["store"])
+            return state["supervision"]
+
+    app.include_router(supervision_router(supervision, lambda: state["records"], viewer))
     app.include_router(registries_router(lambda: state["store"], lambda: state["records"], viewer))
 
     @app.get("/queries", tags=["graph"])

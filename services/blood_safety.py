@@ -109,7 +109,7 @@ def lookback(store: GraphStore, reactive_donation: str, *, as_of: dt.date | None
 
 def person_records(store: GraphStore, record: str) -> list[str]:
     """A record and every other record the master person index links to the same person."""
-    return sorted({record} | {r["record"] for r in store.query("same_person_records", residents=[record])})
+    return sorted({record} | {r["record"] for r in store.query("same_person_records", resident=record)})
 
 
 def _donations(store: GraphStore, records: list[str]) -> list[dict[str, Any]]:
@@ -145,11 +145,12 @@ def traceback(store: GraphStore, recipient: str, *, as_of: dt.date | None = None
 def _units(store: GraphStore, donations: list[str], as_of: dt.date) -> list[UnitState]:
     units: dict[str, UnitState] = {}
     transfusions: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in store.query("units_and_recipients", donations=donations) if donations else []:
-        u = units.get(r["unit"])
-        if u is None:
-            u = units[r["unit"]] = UnitState(r["unit"], r["donation"], r["component"], r["status"], r["expires_on"],
-                                             r["stored_at"], "")
+    for made in store.query_each("units_made_from", "din", donations):
+        units[made["unit"]] = UnitState(made["unit"], made["donation"], made["component"], made["status"],
+                                        made["expires_on"], None, "")
+    for r in store.query_each("unit_whereabouts", "unit", list(units)):
+        u = units[r["unit"]]
+        u.stored_at = u.stored_at or r["stored_at"]
         if r["transfusion"]:
             t = transfusions.get((u.unit, r["transfusion"]))
             if t is None:

@@ -15,6 +15,7 @@ from rich.table import Table
 from ontology.errors import HealthGraphError
 from services.mpi_cli import mpi_app
 from services.registries_cli import registry_app
+from services.supervision_cli import alerts_app, rules_app
 
 app = typer.Typer(help="HealthGraph 区域人口健康知识图谱 — regional population-health knowledge graph.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -28,6 +29,8 @@ trace_app = typer.Typer(help="追溯 Traceability for investigators: blood, food
                         no_args_is_help=True)
 app.add_typer(trace_app, name="trace")
 app.add_typer(mpi_app, name="mpi")
+app.add_typer(rules_app, name="rules")
+app.add_typer(alerts_app, name="alerts")
 app.add_typer(registry_app, name="registry")
 console = Console()
 

@@ -123,7 +123,7 @@ def trace_back(store: GraphStore, *, cases: list[str] | None = None, icd10: str 
         diagnosed = [r["resident"] for r in store.query("cases_by_diagnosis", icd10=icd10, since=start, until=end)]
         # Diagnoses sit on hospital records, meals on the surveillance record of the same person: the
         # master person index links them; a shared resident id number links them before it is built.
-        cases = sorted({r["record"] for r in store.query("same_person_records", residents=diagnosed)}
+        cases = sorted({r["record"] for r in store.query_each("same_person_records", "resident", diagnosed)}
                        | {r["record"] for r in store.query("records_sharing_id_number", residents=diagnosed)}
                        | set(diagnosed))
     exposures = [e for e in store.query("exposures_of_residents", residents=sorted(set(cases))) if e["venue"]]

@@ -547,12 +547,15 @@ def prescriptions(p: Province) -> None:
     n_items = rng.choice([1, 2, 3, 4], len(rx), p=[0.4, 0.3, 0.2, 0.1])
     items = rx.loc[np.repeat(np.arange(len(rx)), n_items)].reset_index(drop=True)
     items["drug"] = rng.integers(0, len(drugs), len(items))
+    # Age on the day of prescribing, as a prescription reviewer computes it (not age at AS_OF).
+    born = p.persons.set_index("person")["birth_date"].reindex(items["person"]).to_numpy()
+    age_then = ((items["occurred_at"].to_numpy() - born) / np.timedelta64(1, "D")).astype(int) / 365.25
     for _ in range(5):  # redraw drugs unsuitable for the patient (age, pregnancy)
-        bad = (items["age"].to_numpy() < d_minage[items["drug"]]) | (items["pregnant"].to_numpy() & d_preg[items["drug"]])
+        bad = (age_then < d_minage[items["drug"]]) | (items["pregnant"].to_numpy() & d_preg[items["drug"]])
         if not bad.any():
             break
         items.loc[bad, "drug"] = rng.integers(0, len(drugs), bad.sum())
-    bad = (items["age"].to_numpy() < d_minage[items["drug"]]) | (items["pregnant"].to_numpy() & d_preg[items["drug"]])
+    bad = (age_then < d_minage[items["drug"]]) | (items["pregnant"].to_numpy() & d_preg[items["drug"]])
     items = items[~bad]
     items["drug_class"] = d_class[items["drug"]]
     items = items[~items.duplicated(["rx", "drug_class"])]  # no duplicate therapy in the clean bulk

@@ -1,9 +1,9 @@
 // GENERATED FROM THE ONTOLOGY — do not edit; run `healthgraph ontology generate`.
 // ontology: https://healthgraph.example/ontology
 // version: 0.1.0
-// source sha256: 1b3d1ef5f933ef7be8c9d9d602a1c4e720aa7e058e9038b3dfbb8543b481ef85
+// source sha256: b8b4ee0ba026445a70e8b4fb107ee817c38a55a170d61b0329886b1c360bb40a
 CREATE NODE TABLE IF NOT EXISTS AdverseEvent(key STRING, class STRING, category STRING, occurred_at TIMESTAMP, reported_at TIMESTAMP, serious BOOLEAN, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
-CREATE NODE TABLE IF NOT EXISTS Alert(key STRING, class STRING, code STRING, message STRING, occurred_at TIMESTAMP, rule_id STRING, rule_version STRING, severity STRING, status STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
+CREATE NODE TABLE IF NOT EXISTS Alert(key STRING, class STRING, acknowledged_at TIMESTAMP, acknowledged_by STRING, alert_evidence STRING, alert_history STRING, alert_state STRING, alert_subjects STRING[], closed_at TIMESTAMP, closed_by STRING, code STRING, dedup_key STRING, event_at TIMESTAMP, explanation STRING, last_seen TIMESTAMP, legal_basis STRING, message STRING, message_en STRING, occurred_at TIMESTAMP, occurrences INT64, pack_id STRING, reason STRING, rule_id STRING, rule_version STRING, severity STRING, status STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Appointment(key STRING, class STRING, attendance STRING, occurred_at TIMESTAMP, slot_at TIMESTAMP, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS BloodDonation(key STRING, class STRING, din STRING, occurred_at TIMESTAMP, screening STRING, volume_ml INT64, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS BloodUnit(key STRING, class STRING, abo_rh STRING, component STRING, din STRING, expires_on DATE, status STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));

@@ -1,7 +1,7 @@
 // GENERATED FROM THE ONTOLOGY — do not edit; run `healthgraph ontology generate`.
 // ontology: https://healthgraph.example/ontology
 // version: 0.1.0
-// source sha256: 1b3d1ef5f933ef7be8c9d9d602a1c4e720aa7e058e9038b3dfbb8543b481ef85
+// source sha256: b8b4ee0ba026445a70e8b4fb107ee817c38a55a170d61b0329886b1c360bb40a
 CREATE CONSTRAINT adverseevent_key IF NOT EXISTS FOR (n:AdverseEvent) REQUIRE n.key IS UNIQUE;
 CREATE INDEX adverseevent_class IF NOT EXISTS FOR (n:AdverseEvent) ON (n.class);
 CREATE CONSTRAINT alert_key IF NOT EXISTS FOR (n:Alert) REQUIRE n.key IS UNIQUE;

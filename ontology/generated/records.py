@@ -1,7 +1,7 @@
 # GENERATED FROM THE ONTOLOGY — do not edit; run `healthgraph ontology generate`.
 # ontology: https://healthgraph.example/ontology
 # version: 0.1.0
-# source sha256: 1b3d1ef5f933ef7be8c9d9d602a1c4e720aa7e058e9038b3dfbb8543b481ef85
+# source sha256: b8b4ee0ba026445a70e8b4fb107ee817c38a55a170d61b0329886b1c360bb40a
 
 """Typed record classes generated from ontology/healthgraph.ttl."""
 
@@ -45,10 +45,27 @@ class Alert(Record):
     ontology_class: ClassVar[str] = "Alert"
     table: ClassVar[str] = "Alert"
     key_properties: ClassVar[tuple[str, ...]] = ('code',)
+    acknowledged_at: dt.datetime | None = None
+    acknowledged_by: str | None = None
+    alert_evidence: str | None = None
+    alert_history: str | None = None
+    alert_state: Literal['new', 'acknowledged', 'resolved', 'false_positive']
+    alert_subjects: list[str] | None = None
+    closed_at: dt.datetime | None = None
+    closed_by: str | None = None
     code: str
+    dedup_key: str | None = None
+    event_at: dt.datetime | None = None
+    explanation: str | None = None
+    last_seen: dt.datetime | None = None
+    legal_basis: str | None = None
     message: str | None = None
+    message_en: str | None = None
     occurred_at: dt.datetime | None = None
-    rule_id: str | None = None
+    occurrences: int | None = None
+    pack_id: str | None = None
+    reason: str | None = None
+    rule_id: str
     rule_version: str | None = None
     severity: Literal['info', 'warning', 'critical'] | None = None
     status: str | None = None

@@ -72,7 +72,11 @@ def test_counts_per_class_and_edge_type(engines) -> None:
 # The master index's queries need an index built by its operations: tests/contract/test_mpi_engines.py
 # runs them on both engines.
 MASTER_INDEX_QUERIES = frozenset({"possible_matches", "identity_history", "identity_changes", "identity_events",
-                                  "same_person_records"})
+                                  "same_person_records",
+                                  # supervision: rules joining the master index, and the alerts that runs
+                                  # write; tests/integration/test_supervision.py runs them on a built index
+                                  "repeat_tests_across_institutions", "overlapping_inpatient_stays",
+                                  "alerts_of_rule", "alerts"})
 
 
 @pytest.mark.parametrize("name", sorted(set(QUERIES) - MASTER_INDEX_QUERIES))

@@ -7,7 +7,7 @@ import pytest
 
 from ontology import errors
 from ontology.model import Ontology
-from ontology.validate import lookup_from, validate_edges, validate_nodes
+from ontology.validate import TEXT, duplicated, edge_duplicated, lookup_from, validate_edges, validate_nodes
 
 GOOD = {"source_system": "HIS-A", "source_id": "1", "name": "张伟", "sex": "1", "birth_date": "1980-01-02"}
 
@@ -112,3 +112,15 @@ def test_every_validation_code_is_distinct_and_documented() -> None:
     doc = errors.__doc__ or ""
     for e in errors.VALIDATION_ERRORS:
         assert e.code in doc and e.__name__ in doc
+
+
+def test_duplicate_detection_matches_pandas_and_survives_many_distinct_pairs() -> None:
+    text = pd.Series(["a", None, "b", "a", None, "b", "c"], dtype=TEXT)
+    assert duplicated(text).tolist() == [False, False, False, True, False, True, False]  # missing never repeats
+    assert duplicated(text, keep=False).tolist() == [True, False, True, True, False, True, False]
+    # 60k × 60k codes overflow 32 bits: distinct pairs must stay distinct.
+    n = 60_000
+    keys = pd.Series([f"k{i}" for i in range(n)], dtype=TEXT)
+    frame = pd.DataFrame({"src": pd.concat([keys, keys.iloc[:2]], ignore_index=True),
+                          "dst": pd.concat([keys, keys.iloc[:2]], ignore_index=True)})
+    assert edge_duplicated(frame).tolist() == [False] * n + [True, True]

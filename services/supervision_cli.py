@@ -1,0 +1,155 @@
+"""``healthgraph rules …`` and ``healthgraph alerts …``: supervision rule packs and alerts.
+
+Thin wrappers over ``rules`` and ``services.supervision``; lifecycle changes are recorded with the
+operating-system user as actor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ontology.errors import HealthGraphError
+from rules import PACKS_DIR
+
+rules_app = typer.Typer(help="监管规则 Supervision rule packs: check, test, run, backtest.", no_args_is_help=True)
+alerts_app = typer.Typer(help="监管预警 Alerts: list, show, acknowledge, resolve, false positive.",
+                         no_args_is_help=True)
+console = Console()
+PackDir = Annotated[Path, typer.Option(help="folder of *.yaml rule packs")]
+PackOpt = Annotated[str | None, typer.Option(help="规则包 pack id")]
+RuleOpt = Annotated[list[str] | None, typer.Option("--rule", help="only this rule (repeatable)")]
+When = Annotated[str | None, typer.Option(help="ISO date or date-time")]
+
+
+def _fail(exc: HealthGraphError) -> None:
+    console.print(f"[bold red]{exc.code}[/] {exc.title}: {exc.message}")
+    raise typer.Exit(2) from None
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def _with_supervision(fn: Callable[[Any], Any], pack_dir: Path = PACKS_DIR) -> Any:
+    from services.settings import Settings
+    from services.supervision import Supervision
+
+    store = Settings().open_graph()
+    try:
+        return fn(Supervision(store, pack_dir=pack_dir))
+    except HealthGraphError as exc:
+        _fail(exc)
+    finally:
+        store.close()
+
+
+def _show(result: Any) -> None:
+    console.print_json(json.dumps(result, ensure_ascii=False, default=str))
+
+
+@rules_app.command("check")
+def check(pack_dir: PackDir = PACKS_DIR) -> None:
+    """校验规则包 Validate every pack; every problem is listed with its code (HG-09xx)."""
+    from ontology.model import load_ontology
+    from rules import load_packs
+
+    try:
+        packs = load_packs(load_ontology(), pack_dir)
+    except HealthGraphError as exc:
+        _fail(exc)
+    for pack in packs.values():
+        console.print(f"✓ {pack.id} {pack.version}: {len(pack.rules)} rules")
+
+
+@rules_app.command("test")
+def test(pack_dir: PackDir = PACKS_DIR, rule: RuleOpt = None) -> None:
+    """运行规则自带测试 Run the test cases shipped with each rule."""
+    from ontology.model import load_ontology
+    from rules import load_packs, run_tests
+
+    try:
+        packs = load_packs(load_ontology(), pack_dir)
+    except HealthGraphError as exc:
+        _fail(exc)
+    results = [r for p in packs.values() for r in run_tests(p, [x for x in rule or [] if x in p.rules] or None)
+               if not rule or r.rule in rule]
+    for r in results:
+        console.print(f"{'✓' if r.passed else '[red]✗[/]'} {r.rule} · {r.case}"
+                      + ("" if r.passed else f" expected {r.expected} got {r.got} {r.errors or ''}"))
+    failed = sum(not r.passed for r in results)
+    console.print(f"{len(results) - failed} passed, {failed} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _report(report: Any) -> None:
+    table = Table("rule", "version", "rows", "findings", "raised", "updated", "suppressed", "closed", "s", "note")
+    for r in report.rules:
+        table.add_row(r.rule_id, r.version, f"{r.rows:,}", str(r.findings), str(r.raised), str(r.updated),
+                      str(r.suppressed), str(r.closed), f"{r.seconds:.2f}",
+                      r.skipped or (f"{len(r.errors)} rows not evaluable" if r.errors else ""))
+    console.print(table)
+    console.print(report.totals)
+
+
+@rules_app.command("run")
+def run(pack: PackOpt = None, rule: RuleOpt = None, as_of: When = None, pack_dir: PackDir = PACKS_DIR) -> None:
+    """执行规则 Evaluate a pack over the graph and write alerts."""
+    _with_supervision(lambda s: _report(s.run(pack, rules=rule, as_of=_time(as_of),
+                                               actor=f"cli:{getpass.getuser()}")), pack_dir)
+
+
+@rules_app.command("backtest")
+def backtest(pack: PackOpt = None, rule: RuleOpt = None, since: When = None, until: When = None,
+             samples: int = 2, json_out: Annotated[bool, typer.Option("--json")] = False,
+             pack_dir: PackDir = PACKS_DIR) -> None:
+    """回测 Run rules over a past period without creating alerts: counts and sample evidence."""
+    def go(s: Any) -> None:
+        report = s.backtest(pack, rules=rule, since=_time(since), until=_time(until), samples=samples)
+        _show(report.to_dict()) if json_out else _report(report)
+    _with_supervision(go, pack_dir)
+
+
+@alerts_app.command("list")
+def list_alerts(state: str | None = None, severity: str | None = None, rule: str | None = None,
+                subject: str | None = None, limit: int = 50) -> None:
+    """预警列表 Alerts, newest first."""
+    rows = _with_supervision(lambda s: s.alerts(state=state, severity=severity, rule_id=rule, subject=subject,
+                                                limit=limit))
+    table = Table("code", "rule", "severity", "state", "raised", "message")
+    for a in rows:
+        table.add_row(a["code"], a["rule_id"], a["severity"], a["state"], str(a["raised_at"]), a["message"])
+    console.print(table)
+
+
+@alerts_app.command("show")
+def show(code: str) -> None:
+    """预警详情 One alert with evidence, explanation and history."""
+    _show(_with_supervision(lambda s: s.alert(code)))
+
+
+Reason = Annotated[str, typer.Option(help="原因 why (kept in the alert's history)")]
+
+
+@alerts_app.command("ack")
+def ack(code: str, note: Annotated[str, typer.Option()] = "") -> None:
+    """确认 Acknowledge an alert."""
+    _show(_with_supervision(lambda s: s.acknowledge(code, f"cli:{getpass.getuser()}", note)))
+
+
+@alerts_app.command("resolve")
+def resolve(code: str, reason: Reason,
+            false_positive: Annotated[bool, typer.Option("--false-positive", help="误报 close as wrong")] = False
+            ) -> None:
+    """关闭 Resolve an alert (or close it as a false positive)."""
+    actor = f"cli:{getpass.getuser()}"
+    _show(_with_supervision(lambda s: (s.false_positive if false_positive else s.resolve)(code, actor, reason)))

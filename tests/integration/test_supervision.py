@@ -1,0 +1,206 @@
+"""Supervision rules on the generated province: every planted anomaly found and nothing else (per
+rule, against ground_truth.json), dedup on re-run, lifecycle, re-evaluation, backtest, coded errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from graph import GraphStore, open_graph
+from ingest.load import load_folder
+from ontology import errors
+from ontology.model import Ontology
+from services.mpi import MasterPersonIndex
+from services.supervision import AlertState, Supervision
+
+# Which field of a ground-truth anomaly names the record an alert must concern, and its class.
+SUBJECT_OF = {"encounter": "Encounter", "prescription": "Prescription", "diagnosis": "Diagnosis", "unit": "BloodUnit",
+              "vaccination": "Vaccination", "department": "Department", "reactions": "TransfusionReaction",
+              "person": "Resident", "encounters": "Encounter"}
+PRIMARY = ("department", "prescription", "diagnosis", "unit", "vaccination", "reactions", "encounter", "encounters",
+           "person")
+
+
+@pytest.fixture(scope="module")
+def sup_store(province: Path, tmp_path_factory: pytest.TempPathFactory, onto: Ontology) -> GraphStore:
+    data = tmp_path_factory.mktemp("supervision")
+    store = open_graph(data / "g.lbdb", onto=onto)
+    load_folder(store, province, quarantine_root=data / "quarantine")
+    MasterPersonIndex(store).build(progress=False)
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def as_of(province: Path) -> dt.datetime:
+    manifest = json.loads((province / "manifest.json").read_text(encoding="utf-8"))
+    return dt.datetime.fromisoformat(manifest["as_of"])
+
+
+@pytest.fixture(scope="module")
+def first_run(sup_store: GraphStore, as_of: dt.datetime):
+    sup = Supervision(sup_store)
+    return sup, sup.run("core", as_of=as_of)
+
+
+def _expected_subjects(anomaly: dict, records: pd.DataFrame) -> set[str]:
+    field = next(f for f in PRIMARY if f in anomaly)
+    values = anomaly[field] if isinstance(anomaly[field], list) else [anomaly[field]]
+    if field == "person":  # a person: any of their source records
+        values = records.loc[records["person"].isin(values), "key"].tolist()
+    if field == "encounters":  # the later encounter of the pair is the repeat / second admission
+        return {f"Encounter:{v}" for v in values}
+    return {f"{SUBJECT_OF[field]}:{v}" for v in values}
+
+
+def test_every_planted_anomaly_is_found_and_nothing_else(first_run, truth: dict, province: Path) -> None:
+    sup, report = first_run
+    records = pd.read_parquet(province / "truth" / "person_records.parquet")
+    planted: dict[str, list[dict]] = {}
+    for a in truth["anomalies"]:
+        planted.setdefault(a["kind"], []).append(a)
+    assert set(planted) <= set(sup.pack("core").rules), "every anomaly kind has a rule"
+    for rule in sup.pack("core").rules.values():
+        alerts = sup.alerts(rule_id=rule.id, limit=1000)
+        expected = planted.get(rule.id, [])
+        matched = {a["code"] for a in alerts for an in expected if set(a["subjects"]) & _expected_subjects(an, records)}
+        found = [an for an in expected if any(set(a["subjects"]) & _expected_subjects(an, records) for a in alerts)]
+        recall = len(found) / len(expected) if expected else 1.0
+        precision = len(matched) / len(alerts) if alerts else 1.0
+        assert (rule.id, recall, precision) == (rule.id, 1.0, 1.0), (rule.id, expected, alerts)
+        assert len(alerts) == len(expected), rule.id
+    assert report.totals["raised"] == len(truth["anomalies"])
+    assert not any(r.errors or r.skipped for r in report.rules)
+
+
+def test_alerts_carry_rule_version_evidence_and_explanation(first_run) -> None:
+    sup, _ = first_run
+    code = sup.alerts(rule_id="rx_dose_above_maximum")[0]["code"]
+    alert = sup.alert(code)
+    rule = sup.rule("rx_dose_above_maximum")
+    assert alert["rule_version"] == rule.version and alert["severity"] == str(rule.severity)
+    assert alert["alert_state"] == AlertState.NEW and rule.basis["article"] in alert["legal_basis"]
+    values = alert["explanation"]["values"]
+    assert values["daily_dose"] > values["max_daily_dose"]  # the explanation shows why it held
+    row = alert["alert_evidence"]["rows"][0]
+    assert row["prescription"] in alert["dedup_key"] and alert["alert_evidence"]["query"] == rule.query
+
+
+def test_rerun_updates_instead_of_duplicating(sup_store: GraphStore, first_run, as_of: dt.datetime) -> None:
+    sup, first = first_run
+    again = sup.run("core", as_of=as_of)
+    assert again.totals["raised"] == 0 and again.totals["updated"] == first.totals["raised"]
+    assert len(sup.alerts(limit=1000)) == first.totals["raised"]
+    assert all(a["occurrences"] >= 2 for a in sup.alerts(limit=1000))
+
+
+def test_lifecycle_with_who_when_why(first_run, as_of: dt.datetime) -> None:
+    sup, _ = first_run
+    code = sup.alerts(rule_id="rx_too_many_drugs")[0]["code"]
+    acked = sup.acknowledge(code, "inspector:wang", "核查中 checking")
+    assert acked["alert_state"] == "acknowledged" and acked["acknowledged_by"] == "inspector:wang"
+    with pytest.raises(errors.AlertTransitionNotAllowed):
+        sup.resolve(code, "inspector:wang", "")  # closing needs a reason
+    closed = sup.resolve(code, "inspector:wang", "已约谈处方医师 prescriber interviewed")
+    assert closed["alert_state"] == "resolved" and closed["closed_by"] == "inspector:wang"
+    assert [h["to"] for h in closed["alert_history"]] == ["new", "acknowledged", "resolved"]
+    with pytest.raises(errors.AlertTransitionNotAllowed) as exc:
+        sup.acknowledge(code, "inspector:li")
+    assert exc.value.code == "HG-0910"
+    # Inside the suppression window the same finding is suppressed, not raised again.
+    report = sup.run(rules=["rx_too_many_drugs"], as_of=as_of)
+    assert (report.rules[0].raised, report.rules[0].suppressed) == (0, 1)
+    fp = sup.alerts(rule_id="rx_supply_over_7_days")[0]["code"]
+    assert sup.false_positive(fp, "inspector:li", "慢性病长期处方 chronic")["alert_state"] == "false_positive"
+    with pytest.raises(errors.UnknownAlert):
+        sup.alert("AL-nope")
+
+
+def test_re_evaluation_closes_alerts_whose_condition_no_longer_holds(first_run, as_of: dt.datetime) -> None:
+    sup, _ = first_run
+    rule = sup.rule("expired_unit_in_stock")
+    assert rule.auto_resolve
+    open_before = sup.alerts(rule_id=rule.id, state="new")
+    assert open_before
+    # Judged a year earlier, the unit had not expired: the condition no longer holds, the alert closes.
+    report = sup.run(rules=[rule.id], as_of=as_of - dt.timedelta(days=365))
+    assert report.rules[0].closed == len(open_before)
+    closed = sup.alert(open_before[0]["code"])
+    assert closed["alert_state"] == "resolved" and closed["closed_by"] == "system:supervision"
+
+
+def test_backtest_counts_per_rule_without_creating_alerts(first_run, truth: dict) -> None:
+    sup, _ = first_run
+    before = len(sup.alerts(limit=1000))
+    late = [a for a in truth["anomalies"] if a["kind"] == "late_infectious_disease_report"]
+    report = sup.backtest("core", since=dt.datetime(2025, 1, 1), until=dt.datetime(2026, 1, 1), samples=2)
+    assert len(sup.alerts(limit=1000)) == before and report.dry_run
+    per_rule = {r.rule_id: r for r in report.rules}
+    assert per_rule["late_infectious_disease_report"].findings == len(late)
+    sample = per_rule["late_infectious_disease_report"].samples[0]
+    assert sample["evidence"]["rows"] and sample["explanation"]["condition"]
+    empty = sup.backtest("core", since=dt.datetime(2020, 1, 1), until=dt.datetime(2021, 1, 1))
+    assert sum(r.findings for r in empty.rules if sup.rule(r.rule_id).at) == 0
+
+
+def test_rules_needing_the_master_index_are_skipped_without_it(store: GraphStore, as_of: dt.datetime) -> None:
+    sup = Supervision(store)  # the shared store: no master index; a backtest writes nothing
+    report = sup.backtest(rules=["overlapping_admissions"], as_of=as_of)
+    assert report.rules[0].skipped and "master" in report.rules[0].skipped
+
+
+def test_rest_routes_run_list_change_and_stream(sup_store: GraphStore, tmp_path: Path, as_of: dt.datetime) -> None:
+    from fastapi.testclient import TestClient
+
+    from services.api import create_app
+    from services.settings import Settings
+
+    settings = Settings(data_dir=tmp_path)
+    with TestClient(create_app(settings, store=sup_store)) as client:
+        headers = {"x-healthgraph-user": "inspector:zhao"}
+        rules = client.get("/supervision/rules").json()
+        assert {r["id"] for r in rules} >= {"rx_interaction", "appointment_abuse"}
+        assert all(c["passed"] for c in client.get("/supervision/rules/rx_interaction/tests").json())
+        run = client.post("/supervision/run", json={"rules": ["vaccination_with_recalled_lot"],
+                                                    "as_of": as_of.isoformat()}, headers=headers).json()
+        assert run["rules"][0]["findings"] == 1
+        listed = client.get("/supervision/alerts", params={"rule_id": "vaccination_with_recalled_lot"}).json()
+        code = listed[0]["code"]
+        detail = client.get(f"/supervision/alerts/{code}", headers=headers).json()
+        assert detail["explanation"]["values"] == {"recalled": True}
+        if detail["alert_state"] == "new":
+            acked = client.post(f"/supervision/alerts/{code}/ack", json={}, headers=headers).json()
+            assert acked["acknowledged_by"] == "inspector:zhao"
+        bad = client.post(f"/supervision/alerts/{code}/resolve", json={}, headers=headers)
+        assert bad.status_code == 409 and bad.json()["code"] == "HG-0910"
+        assert client.get("/supervision/alerts/AL-none", headers=headers).json()["code"] == "HG-0909"
+        assert client.get("/supervision/alerts", params={"state": "nope"}).status_code == 422
+        back = client.post("/supervision/backtest", json={"since": "2025-01-01T00:00:00",
+                                                          "until": "2026-01-01T00:00:00"}).json()
+        assert back["dry_run"] and len(back["rules"]) == len(rules)
+        # An idle stream closes at its timeout with only the opening comment.
+        with client.stream("GET", "/supervision/alerts/stream", params={"timeout": 0.2}) as resp:
+            body = "".join(resp.iter_text())
+        assert resp.headers["content-type"].startswith("text/event-stream") and "event: alert" not in body
+
+
+def test_cli_check_and_test(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    runner = CliRunner()
+    ok = runner.invoke(app, ["rules", "check"])
+    assert ok.exit_code == 0 and "core" in ok.output
+    tested = runner.invoke(app, ["rules", "test"])
+    assert tested.exit_code == 0 and "0 failed" in tested.output
+    (tmp_path / "bad.yaml").write_text("pack: bad\nversion: '1'\ntitle: {zh: 坏, en: bad}\nrules:\n"
+                                       "  - {id: r1, version: '1', title: {zh: a, en: a}, basis: {document: d, "
+                                       "article: a}, seed_function: s, severity: loud, query: blood_inventry, "
+                                       "when: 'x', dedup_key: [unit], message: {zh: m, en: m}}\n", encoding="utf-8")
+    bad = runner.invoke(app, ["rules", "check", "--pack-dir", str(tmp_path)])
+    assert bad.exit_code == 2 and "HG-0901" in bad.output and "HG-0905" in bad.output and "HG-0906" in bad.output
