@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test install bench bench-1m bench-engines bench-trace check generate services services-stop clean
+.PHONY: demo test install bench bench-install bench-matcher bench-1m bench-engines bench-trace check generate services services-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ check: install                 ## ontology structure + reasoner consistency
 
 generate: install              ## regenerate ontology artefacts after editing ontology/healthgraph.ttl
 	$(BIN)/healthgraph ontology generate
+
+bench-install: install
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+
+bench-matcher: bench-install   ## person matcher: 1M-record index, dedupe vs Splink, FEBRL4 + PR plot, fake_1000
+	$(BIN)/python benchmarks/bench_matcher.py
 
 bench: install                 ## load benchmark at 100k residents
 	$(BIN)/python benchmarks/bench_load.py --residents 100000

@@ -115,6 +115,37 @@ def bench_dedupe(model: MatchModel, folder: Path, progress: bool) -> dict:
             "f1_ratio_ours_over_splink": round(ours.f1 / base.f1, 4) if base.f1 else None}
 
 
+def plot_pr_curve(curve: list[dict], chosen: float | None, path: Path) -> None:
+    """Precision and recall against the match-weight threshold (needs the `bench` extra: matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed (pip install -e '.[bench]'): no plot")
+        return
+    weights = [p["weight"] for p in curve]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(weights, [p["precision"] for p in curve], label="precision")
+    left.plot(weights, [p["recall"] for p in curve], label="recall")
+    left.plot(weights, [p["f1"] for p in curve], label="F1", linestyle="--")
+    left.set_xlabel("match weight threshold (log2 odds)")
+    left.set_ylim(0, 1.02)
+    left.legend()
+    left.set_title("FEBRL4: by threshold")
+    right.plot([p["recall"] for p in curve], [p["precision"] for p in curve], marker=".")
+    right.set_xlabel("recall")
+    right.set_ylabel("precision")
+    right.set_title("FEBRL4: precision–recall curve")
+    if chosen is not None:
+        fig.suptitle(f"chosen threshold p ≥ {chosen:.3f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"plot {path}")
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--index-size", type=int, default=1_000_000)
@@ -149,6 +180,9 @@ def main(argv: list[str] | None = None) -> dict:
         out["fake_1000"] = None if fake is None else {k: v for k, v in fake.items() if k not in ("curve", "model")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    if "febrl4" in out:
+        plot_pr_curve(out["febrl4"]["pr_curve"], out["febrl4"].get("match_threshold"),
+                      args.out.with_suffix(".febrl4-pr.png"))
     table = Table(title="人员匹配基准 person-matcher benchmark")
     table.add_column("项目 item", no_wrap=True)
     table.add_column("值 value", justify="right")
