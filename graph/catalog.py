@@ -303,6 +303,14 @@ QUERIES: dict[str, NamedQuery] = {
                       u.expires_on AS expires_on, s.key AS store, b.occurred_at AS donated_at""",
         ),
         NamedQuery(
+            "blood_stock_levels",
+            "血液库存水平 Units in stock per store, component and ABO/Rh group (groups the store has held)",
+            """MATCH (u:BloodUnit)-[:stored_at]->(s:Institution)
+               RETURN s.key AS store, u.component AS component, u.abo_rh AS abo_rh,
+                      count(CASE WHEN u.status = 'in_stock' THEN u.key END) AS units, count(u) AS handled""",
+            columns={"units": "integer", "handled": "integer"},
+        ),
+        NamedQuery(
             "transfusion_reactions",
             "输血不良反应 Transfusion reactions with unit, donation, donor and the facility that transfused",
             """MATCH (x:TransfusionReaction)-[:reaction_to]->(t:Transfusion)-[:of_unit]->(u:BloodUnit)

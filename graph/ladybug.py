@@ -163,7 +163,7 @@ class LadybugStore(GraphStore):
                 arrays.append(pa.array(col.tolist(), type=f.type))
             else:
                 arrays.append(pa.Array.from_pandas(col, type=f.type))
-        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields)).combine_chunks()
 
     def _encode_nodes(self, table: str, rows: pd.DataFrame) -> pa.Table:
         return self._arrow(table, rows)

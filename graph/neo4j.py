@@ -10,6 +10,7 @@ that we measured are in docs/engines.md.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,10 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from graph.catalog import named_query
 from graph.dialect import Neo4jDialect
 from graph.store import GraphStore
 from ontology.errors import GraphError, GraphUnavailable, TransactionFailed
 from ontology.model import Ontology
+from ontology.validate import plain
 
 try:
     import neo4j
@@ -76,6 +79,20 @@ class Neo4jStore(GraphStore):
 
     def _records(self, statement: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         return self._fetch(statement, params)[0]
+
+    def query_each(self, name: str, param: str, values: list[Any], **params: Any) -> list[dict[str, Any]]:
+        """One round trip for all values: the named query runs as a subquery per unwound value (Neo4j's
+        planner keeps each run on its bound key; LadybugDB's did not, hence one statement per key there)."""
+        q = named_query(name)
+        values = list(dict.fromkeys(values))
+        if not values:
+            return []
+        bound = [q.bind(self.onto, {param: v, **params}) for v in values]
+        inner = re.sub(r"\$" + re.escape(param) + r"\b", "__each", q.cypher)
+        statement = f"UNWIND $__each AS __each CALL (__each) {{ {inner} }} RETURN *"
+        rows = self._records(statement, {**{k: v for k, v in bound[0].items() if k != param},
+                                         "__each": [b[param] for b in bound]})
+        return [{k: plain(v) for k, v in r.items() if k != "__each"} for r in rows]
 
     def _fetch(self, statement: str, params: dict[str, Any] | None) -> tuple[list[dict[str, Any]], list[str]]:
         with self._engine_errors(statement):

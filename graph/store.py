@@ -72,7 +72,7 @@ def content_hash(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(acc.view(np.int64), index=frame.index, dtype="Int64")
 
 
-def _by_table_pair(frame: pd.DataFrame) -> Iterator[tuple[tuple[str, str], pd.DataFrame]]:
+def by_table_pair(frame: pd.DataFrame) -> Iterator[tuple[tuple[str, str], pd.DataFrame]]:
     """Edge rows grouped by (source table, target table); most files have one pair, kept without a copy."""
     src, dst = frame["src_table"], frame["dst_table"]
     if len(frame) and (src == src.iat[0]).fillna(False).all() and (dst == dst.iat[0]).fillna(False).all():
@@ -237,7 +237,7 @@ class GraphStore(ABC):
         """
         self.onto.edge(edge)
         plan = WritePlan(edge, is_edge=True)
-        for (st, dt_), group in _by_table_pair(frame):
+        for (st, dt_), group in by_table_pair(frame):
             if self._known_empty(edge):
                 existing = pd.DataFrame()
             elif len(group) > SMALL_EDGE_WRITE:

@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from graph.store import GraphStore, Provenance, WritePlan, WriteResult
+from graph.store import GraphStore, Provenance, WritePlan, WriteResult, by_table_pair
 from ingest.quality import resident_id_quality
 from ontology import errors
 from ontology.validate import TEXT, Rejection, Validated, lookup_from, validate_edges, validate_nodes
@@ -221,7 +221,7 @@ def _functional_against_graph(store: GraphStore, edge: str, result: Validated) -
     """owl:FunctionalProperty across batches: a source already linked to another target is a conflict."""
     acc = result.accepted
     conflict = pd.Series(False, index=acc.index)
-    for (st, dt), group in acc.groupby(["src_table", "dst_table"]):
+    for (st, dt), group in by_table_pair(acc):
         existing = store.edge_pairs(edge, str(st), str(dt))
         if existing.empty:
             continue

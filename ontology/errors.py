@@ -65,6 +65,7 @@ the message says what went wrong, where, the valid options and a fix.
         ├── UnknownAlert                   HG-0909  an alert code not in the graph
         ├── AlertTransitionNotAllowed      HG-0910  a lifecycle change the alert's state forbids (e.g. acknowledging a resolved alert)
         └── DeliveryError                  HG-0911  a webhook subscription that is invalid or cannot be delivered to
+            └── UnknownSubscription        HG-0911  a subscription or dead letter id not on file (404)
 """
 
 from __future__ import annotations
@@ -455,6 +456,11 @@ class AlertTransitionNotAllowed(RuleError):
 class DeliveryError(RuleError):
     code = "HG-0911"
     title = "预警推送错误 alert delivery error"
+
+
+class UnknownSubscription(DeliveryError):
+    title = "未知推送订阅 unknown webhook subscription or dead letter"
+    http_status = 404
 
 
 VALIDATION_ERRORS: tuple[type[ValidationError], ...] = (

@@ -192,6 +192,10 @@ def _arrow_text(values: pd.Series) -> pa.Array:
     return pa.array(values, pa.string(), from_pandas=True)
 
 
+def _combined(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
 def _text_series(values: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(values), index=index)
 
@@ -341,8 +345,10 @@ def _dtype(prop: Property) -> str | type:
     return object if prop.is_list else PANDAS_DTYPES[prop.datatype]
 
 
-EndpointLookup = Callable[[str, pd.Series, frozenset[str]], pd.Series]
-"""(role, keys, allowed tables) → the class of each key's node, or <NA> when there is none."""
+EndpointLookup = Callable[[str, pd.Series, frozenset[str]], tuple[pd.Series, np.ndarray]]
+"""(role, keys, allowed tables) → the class of each key's node, or <NA> when there is none, and a
+number naming that node (-1 when there is none): equal numbers, same node, so duplicate edges are
+found by comparing integers instead of hashing the keys again."""
 
 
 def validate_edges(onto: Ontology, edge_name: str, frame: pd.DataFrame,
@@ -361,6 +367,7 @@ def validate_edges(onto: Ontology, edge_name: str, frame: pd.DataFrame,
             reasons.add(_present(frame[col_name]), errors.UnknownProperty,
                         f"edges carry no properties: '{col_name}' is not one of {', '.join(EDGE_COLUMNS)}")
     out = pd.DataFrame(index=frame.index)
+    nodes: dict[str, np.ndarray] = {}
     for role, allowed in (("src", edge.domain), ("dst", edge.range)):
         keys = frame[role].astype(TEXT) if role in frame else pd.Series(pd.NA, index=frame.index, dtype=TEXT)
         missing = ~_present(keys)
@@ -375,7 +382,7 @@ def validate_edges(onto: Ontology, edge_name: str, frame: pd.DataFrame,
                         lambda r, d=declared: f"unknown class '{d.iat[r]}' {errors.did_you_mean(str(d.iat[r]), onto.classes)}")
             known = declared.where(declared.isin(onto.classes))
             tables = frozenset(tables | {onto.classes[c].table for c in known.dropna().unique()})
-        found = lookup(role, keys, tables)
+        found, nodes[role] = lookup(role, keys, tables)
         dangling = ~missing & found.isna().to_numpy()
         reasons.add(dangling, errors.DanglingEndpoint,
                     lambda r, k=keys, t=tables, ro=role: f"{ro} node {k.iat[r]!r} not found in "
@@ -399,16 +406,19 @@ def validate_edges(onto: Ontology, edge_name: str, frame: pd.DataFrame,
 
     ok = np.ones(n, dtype=bool)
     ok[reasons.rows()] = False
-    good = out[ok]
-    exact_later = edge_duplicated(good)
+    # Rows still ok have both endpoints found, so their node numbers identify the pair.
+    src, dst = nodes["src"], nodes["dst"]
+    pair = src * (int(dst.max(initial=0)) + 1) + dst
+    good = np.flatnonzero(ok)
+    exact_later = pd.Series(pair[good]).duplicated().to_numpy()
     collapsed = int(exact_later.sum())
-    ok[good.index.to_numpy()[exact_later]] = False
+    ok[good[exact_later]] = False
     if edge.functional:
         # owl:FunctionalProperty: a source node has at most one target of this edge type.
-        kept = out[ok]
-        multi = duplicated(kept["src"], keep=False)
+        kept = np.flatnonzero(ok)
+        multi = pd.Series(src[kept]).duplicated(keep=False).to_numpy()
         rows = np.zeros(n, dtype=bool)
-        rows[kept.index.to_numpy()[multi]] = True
+        rows[kept[multi]] = True
         reasons.add(rows, errors.CardinalityViolation,
                     lambda r: f"{edge_name} is functional: {out['src'].iat[r]!r} has more than one target in this batch")
         ok[rows] = False
@@ -451,25 +461,33 @@ def lookup_from(classes_of: Callable[[str], pd.Series | None]) -> EndpointLookup
     Each table is fetched once. Uses Arrow's hash lookup (``index_in``): one pass over the keys and
     one over the table.
     """
-    arrow: dict[str, tuple[pa.Array, pa.Array] | None] = {}
+    arrow: dict[str, tuple[pa.Array, pa.Array, int] | None] = {}
+    numbered = 0  # node numbers: a table's position in the lookup plus those of the tables before it
 
-    def table_arrays(t: str) -> tuple[pa.Array, pa.Array] | None:
+    def table_arrays(t: str) -> tuple[pa.Array, pa.Array, int] | None:
+        nonlocal numbered
         if t not in arrow:
             classes = classes_of(t)
-            arrow[t] = None if classes is None or classes.empty else (
-                pa.array(classes.index, pa.string(), from_pandas=True),
-                pa.array(classes, pa.string(), from_pandas=True))
+            if classes is None or classes.empty:
+                arrow[t] = None
+            else:
+                arrow[t] = (_combined(_arrow_text(classes.index.to_series())), _combined(_arrow_text(classes)),
+                            numbered)
+                numbered += len(classes)
         return arrow[t]
 
-    def lookup(role: str, keys: pd.Series, allowed: frozenset[str]) -> pd.Series:
+    def lookup(role: str, keys: pd.Series, allowed: frozenset[str]) -> tuple[pd.Series, np.ndarray]:
         probe = _arrow_text(keys)
         found = pa.nulls(len(probe), pa.string())
+        node = np.full(len(probe), -1, dtype=np.int64)
         for t in sorted(allowed):
             arrays = table_arrays(t)
             if arrays is None:
                 continue
             idx = pc.index_in(probe, value_set=arrays[0])
             found = pc.coalesce(found, pc.take(arrays[1], idx))
-        return _text_series(found, keys.index)
+            position = pc.fill_null(idx.cast(pa.int64()), -1).to_numpy()
+            node = np.where((node < 0) & (position >= 0), position + arrays[2], node)
+        return _text_series(found, keys.index), node
 
     return lookup

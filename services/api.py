@@ -62,7 +62,9 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
         state["records"] = Records(state["store"], Guard(onto), AuditLog(settings.audit_path))
         state["directory"] = Directory.open(settings, state["store"])
         state["mpi_lock"] = threading.Lock()
+        state["webhooks"] = settings.webhooks()
         yield
+        state["webhooks"].stop()
         state["directory"].close()
         if own:
             state["store"].close()
@@ -284,9 +286,10 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
         with state["mpi_lock"]:  # one instance: its subscribers feed the alert stream
             if "supervision" not in state:
                 state["supervision"] = Supervision(state["store"])
+                state["supervision"].subscribe(state["webhooks"].publish)
             return state["supervision"]
 
-    app.include_router(supervision_router(supervision, lambda: state["records"], viewer))
+    app.include_router(supervision_router(supervision, lambda: state["records"], viewer, lambda: state["webhooks"]))
     app.include_router(registries_router(lambda: state["store"], lambda: state["records"], viewer))
 
     @app.get("/queries", tags=["graph"])

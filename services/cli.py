@@ -52,6 +52,10 @@ def generate(
     residents: Annotated[int, typer.Option(help="Number of residents")] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same province)")] = 7,
     province: Annotated[str, typer.Option(help="GB/T 2260 province code")] = "330000",
+    anomalies: Annotated[bool, typer.Option(
+        "--anomalies/--no-anomalies",
+        help="植入监管异常 plant the supervision anomalies (--no-anomalies: a clean province on which the "
+             "rule packs raise no alert; traceability scenarios stay)")] = True,
 ) -> None:
     """生成合成省份 Generate a synthetic province with planted scenarios and ground truth."""
     from ingest.synthetic import generate as gen
@@ -59,11 +63,12 @@ def generate(
     out = out or _settings().province_dir
     with Progress(TextColumn("[bold]{task.description}"), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("starting", total=None)
-        result = gen(out, residents=residents, seed=seed, province_code=province,
+        result = gen(out, residents=residents, seed=seed, province_code=province, anomalies=anomalies,
                      progress=lambda label: bar.update(task, description=label))
     nodes = sum(v for k, v in result.counts.items() if k[:1].isupper())
     edges = sum(v for k, v in result.counts.items() if k[:1].islower() and "/" not in k)
-    console.print(f"generated {residents:,} residents → {nodes:,} node records, {edges:,} edges in {out}")
+    console.print(f"generated {residents:,} residents → {nodes:,} node records, {edges:,} edges in {out}"
+                  + ("" if anomalies else " (no supervision anomalies 未植入监管异常)"))
 
 
 @app.command()

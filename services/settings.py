@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     opensearch_url: str = Field("http://127.0.0.1:9200", description="OpenSearch URL when search_engine is opensearch")
     host: str = "127.0.0.1"
     port: int = 8000
+    webhook_attempts: int = Field(5, ge=1, le=20, description="Tries per webhook delivery before it is a dead letter")
+    webhook_backoff: float = Field(1.0, gt=0, description="Seconds before the first webhook retry (doubles each try)")
+    webhook_max_backoff: float = Field(60.0, gt=0, description="Longest wait between webhook retries (seconds)")
     residents: int = Field(10_000, description="Size of the demo province")
     seed: int = 7
 
@@ -57,6 +60,18 @@ class Settings(BaseSettings):
     @property
     def quarantine_dir(self) -> Path:
         return self.data_dir / "quarantine"
+
+    @property
+    def webhooks_path(self) -> Path:
+        """Webhook subscriptions and dead letters (JSON, shared by the server and the CLI)."""
+        return self.data_dir / "webhooks.json"
+
+    def webhooks(self) -> Any:
+        """A webhook hub over :attr:`webhooks_path` with the configured retry policy."""
+        from services.webhooks import WebhookHub
+
+        return WebhookHub(self.webhooks_path, attempts=self.webhook_attempts, backoff=self.webhook_backoff,
+                          max_backoff=self.webhook_max_backoff)
 
     @property
     def audit_path(self) -> Path:

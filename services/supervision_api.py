@@ -22,6 +22,7 @@ from rules import run_tests
 from services.privacy import Viewer
 from services.records import Records
 from services.supervision import Supervision
+from services.webhooks import WebhookHub
 
 
 class RunRequest(BaseModel):
@@ -40,8 +41,17 @@ class Change(BaseModel):
     reason: str | None = Field(None, description="原因 why (required to resolve or mark false positive)")
 
 
+class SubscriptionRequest(BaseModel):
+    url: str = Field(..., description="接收地址 http(s) URL the alerts are POSTed to")
+    secret: str = Field(..., min_length=16, description="签名密钥 shared secret for the HMAC-SHA256 signature")
+    rules: list[str] | None = Field(None, description="only alerts of these rule ids (default: all)")
+    severities: list[str] | None = Field(None, description="only these severities: info, warning, critical")
+    description: str = ""
+
+
 def supervision_router(supervision: Callable[[], Supervision], records: Callable[[], Records],
-                       viewer: Callable[[Request], Viewer]) -> APIRouter:
+                       viewer: Callable[[Request], Viewer],
+                       webhooks: Callable[[], WebhookHub] | None = None) -> APIRouter:
     router = APIRouter(prefix="/supervision", tags=["supervision"])
 
     @router.get("/rules")
@@ -124,4 +134,48 @@ def supervision_router(supervision: Callable[[], Supervision], records: Callable
     def false_positive(code: str, body: Change, request: Request) -> dict[str, Any]:
         return supervision().false_positive(code, viewer(request).user, body.reason or "")
 
+    if webhooks is not None:
+        _webhook_routes(router, supervision, webhooks, viewer)
     return router
+
+
+def _webhook_routes(router: APIRouter, supervision: Callable[[], Supervision], webhooks: Callable[[], WebhookHub],
+                    viewer: Callable[[Request], Viewer]) -> None:
+    @router.post("/webhooks", status_code=201)
+    def subscribe(body: SubscriptionRequest, request: Request) -> dict[str, Any]:
+        """Register a webhook: each new or changed alert passing the filters is POSTed as signed JSON
+        (header X-HealthGraph-Signature: t=<unix>,v1=<HMAC-SHA256(secret, "t.body")>)."""
+        sup = supervision()  # builds the service, so its events reach the hub from now on
+        for rule_id in body.rules or []:
+            sup.rule(rule_id)  # an unknown rule id is HG-0908, not a silent never-matching filter
+        return webhooks().subscribe(body.url, body.secret, rules=body.rules, severities=body.severities,
+                                    actor=viewer(request).user, description=body.description)
+
+    @router.get("/webhooks")
+    def subscriptions() -> list[dict[str, Any]]:
+        """Every subscription (secrets masked)."""
+        return webhooks().subscriptions()
+
+    @router.get("/webhooks/dead-letters")
+    def dead_letters(subscription: str | None = None) -> list[dict[str, Any]]:
+        """Deliveries that failed every attempt, with each attempt's error."""
+        return webhooks().dead_letters(subscription)
+
+    @router.post("/webhooks/dead-letters/{letter_id}/redeliver")
+    def redeliver(letter_id: str) -> dict[str, Any]:
+        """Take a dead letter off the list and queue it for a fresh round of attempts."""
+        return webhooks().redeliver(letter_id)
+
+    @router.get("/webhooks/deliveries")
+    def deliveries() -> dict[str, Any]:
+        """The latest delivery attempts (status or error) and how many deliveries are queued."""
+        hub = webhooks()
+        return {"pending": hub.pending(), "attempts": list(hub.log)}
+
+    @router.get("/webhooks/{sub_id}")
+    def subscription(sub_id: str) -> dict[str, Any]:
+        return webhooks().subscription(sub_id)
+
+    @router.delete("/webhooks/{sub_id}")
+    def unsubscribe(sub_id: str) -> dict[str, Any]:
+        return webhooks().unsubscribe(sub_id)

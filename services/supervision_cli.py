@@ -40,15 +40,26 @@ def _time(value: str | None) -> dt.datetime | None:
 
 
 def _with_supervision(fn: Callable[[Any], Any], pack_dir: Path = PACKS_DIR) -> Any:
+    """Run ``fn`` with a supervision service; alert events go to the webhook subscriptions, and the
+    command waits (bounded by the retry policy) until each delivery succeeded or is a dead letter."""
     from services.settings import Settings
     from services.supervision import Supervision
 
-    store = Settings().open_graph()
+    settings = Settings()
+    store = settings.open_graph()
+    hub = settings.webhooks()
     try:
-        return fn(Supervision(store, pack_dir=pack_dir))
+        sup = Supervision(store, pack_dir=pack_dir)
+        sup.subscribe(hub.publish)
+        return fn(sup)
     except HealthGraphError as exc:
         _fail(exc)
     finally:
+        if hub.pending():
+            console.print(f"推送中 delivering {hub.pending()} webhook(s)…")
+            if not hub.drain(hub.worst_case_seconds()):
+                console.print("[yellow]some webhook deliveries did not finish[/]")
+        hub.stop()
         store.close()
 
 
@@ -153,3 +164,93 @@ def resolve(code: str, reason: Reason,
     """关闭 Resolve an alert (or close it as a false positive)."""
     actor = f"cli:{getpass.getuser()}"
     _show(_with_supervision(lambda s: (s.false_positive if false_positive else s.resolve)(code, actor, reason)))
+
+
+# ---------------------------------------------------------------------- webhooks
+webhooks_app = typer.Typer(help="预警推送 Webhook subscriptions: add, list, remove, dead letters, redeliver.",
+                           no_args_is_help=True)
+alerts_app.add_typer(webhooks_app, name="webhooks")
+
+
+def _hub() -> Any:
+    from services.settings import Settings
+
+    return Settings().webhooks()
+
+
+def _with_hub(fn: Callable[[Any], Any]) -> Any:
+    hub = _hub()
+    try:
+        return fn(hub)
+    except HealthGraphError as exc:
+        _fail(exc)
+    finally:
+        hub.stop()
+
+
+@webhooks_app.command("add")
+def webhook_add(url: str,
+                secret: Annotated[str, typer.Option(envvar="HEALTHGRAPH_WEBHOOK_SECRET",
+                                                    help="签名密钥 shared secret (≥ 16 characters)")],
+                rule: RuleOpt = None,
+                severity: Annotated[list[str] | None, typer.Option("--severity", help="info, warning or critical "
+                                                                   "(repeatable)")] = None,
+                description: str = "") -> None:
+    """订阅 Register a webhook for alert events (HMAC-SHA256 signed JSON)."""
+    from ontology.model import load_ontology
+    from rules import load_packs
+
+    every = {r for p in load_packs(load_ontology()).values() for r in p.rules}
+    for r in rule or []:
+        if r not in every:
+            from ontology.errors import UnknownRule, did_you_mean
+
+            _fail(UnknownRule(f"no rule '{r}' {did_you_mean(r, every)}", rule=r))
+    _show(_with_hub(lambda h: h.subscribe(url, secret, rules=rule, severities=severity,
+                                          actor=f"cli:{getpass.getuser()}", description=description)))
+
+
+@webhooks_app.command("list")
+def webhook_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """订阅列表 Webhook subscriptions (secrets masked)."""
+    subs = _with_hub(lambda h: h.subscriptions())
+    if json_out:
+        _show(subs)
+        return
+    table = Table("id", "url", "rules", "severities", "created")
+    for s in subs:
+        table.add_row(s["id"], s["url"], ", ".join(s["rules"]) or "*", ", ".join(s["severities"]) or "*",
+                      s["created_at"])
+    console.print(table)
+
+
+@webhooks_app.command("remove")
+def webhook_remove(sub_id: str) -> None:
+    """取消订阅 Remove a webhook subscription."""
+    _show(_with_hub(lambda h: h.unsubscribe(sub_id)))
+
+
+@webhooks_app.command("dead-letters")
+def webhook_dead_letters(subscription: str | None = None,
+                         json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """死信 Deliveries that failed every attempt."""
+    letters = _with_hub(lambda h: h.dead_letters(subscription))
+    if json_out:
+        _show(letters)
+        return
+    table = Table("id", "subscription", "type", "alert", "attempts", "last error", "failed")
+    for d in letters:
+        table.add_row(d["id"], d["subscription"], d["type"], str(d["alert"].get("code")), str(d["attempts"]),
+                      d["last_error"], d["failed_at"])
+    console.print(table)
+
+
+@webhooks_app.command("redeliver")
+def webhook_redeliver(letter_id: str) -> None:
+    """重新推送 Queue a dead letter again and wait for the outcome."""
+    def go(h: Any) -> Any:
+        h.redeliver(letter_id)
+        h.drain(h.worst_case_seconds())
+        again = [d for d in h.dead_letters() if d["id"] == letter_id]
+        return {"id": letter_id, "delivered": not again, "errors": again[0]["errors"] if again else []}
+    _show(_with_hub(go))

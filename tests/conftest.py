@@ -141,6 +141,7 @@ def query_args(truth: dict, province: Path) -> dict[str, dict]:
         "adverse_events_by_lot": {},
         "repeated_trace_codes": {},
         "blood_inventory": {},
+        "blood_stock_levels": {},
         "transfusion_reactions": {},
         "units_of_donation": {"din": truth["positive_donor"]["donations"][0]},
         "vaccinations_of_lot": {"lot": truth["aefi_cluster"]["lot"]},

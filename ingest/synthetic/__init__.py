@@ -22,8 +22,13 @@ Progress = Callable[[str], None]
 
 
 def generate(out: str | Path, *, residents: int = 10_000, seed: int = 7, province_code: str = "330000",
-             progress: Progress | None = None) -> GenerationResult:
-    """Generate a province of ``residents`` people into ``out`` (replaced if it exists)."""
+             anomalies: bool = True, progress: Progress | None = None) -> GenerationResult:
+    """Generate a province of ``residents`` people into ``out`` (replaced if it exists).
+
+    ``anomalies=False`` leaves out the planted supervision anomalies (the cases the rule packs must
+    find, ``ground_truth["anomalies"]`` is then empty) and keeps the traceability scenarios (outbreak,
+    positive donor, AEFI cluster, legacy export, resold drug pack): on such a province every rule of
+    the core pack should raise nothing."""
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
@@ -31,6 +36,11 @@ def generate(out: str | Path, *, residents: int = 10_000, seed: int = 7, provinc
     p = pv.Province(rng=np.random.default_rng(seed))
     steps: list[tuple[str, Callable[[], object]]] = []
     counties = pv.divisions(p, province_code, residents)
+    planted = [
+        ("异常: 执业 practice anomalies", lambda: scenarios.practice_anomalies(p)),
+        ("异常: 处方 prescription anomalies", lambda: scenarios.prescription_anomalies(p)),
+        ("异常: 诊疗 care anomalies", lambda: scenarios.care_anomalies(p)),
+    ] if anomalies else []
     steps = [
         ("机构 institutions", lambda: pv.institutions(p, counties, residents)),
         ("科室与人员 departments, practitioners, licences", lambda: pv.departments_and_staff(p)),
@@ -47,15 +57,15 @@ def generate(out: str | Path, *, residents: int = 10_000, seed: int = 7, provinc
         ("食品链 food chain", lambda: p.truth.__setitem__("_deliveries", supply.food_chain(p))),
         ("接种 vaccinations", lambda: p.truth.__setitem__("_vx", supply.vaccinations(p))),
         ("知情同意 consents", lambda: supply.consents(p)),
-        ("异常: 执业 practice anomalies", lambda: scenarios.practice_anomalies(p)),
-        ("异常: 处方 prescription anomalies", lambda: scenarios.prescription_anomalies(p)),
-        ("异常: 诊疗 care anomalies", lambda: scenarios.care_anomalies(p)),
-        ("血液安全 blood scenarios", lambda: scenarios.blood_scenarios(p)),
-        ("疫苗 vaccine scenarios", lambda: scenarios.vaccine_scenarios(p, p.truth.pop("_vx"))),
+        *planted,
+        ("血液安全 blood scenarios", lambda: scenarios.blood_scenarios(p, anomalies=anomalies)),
+        ("血液库存 blood reserve", lambda: scenarios.blood_reserve(p, anomalies=anomalies)),
+        ("疫苗 vaccine scenarios", lambda: scenarios.vaccine_scenarios(p, p.truth.pop("_vx"), anomalies=anomalies)),
         ("食源性疾病暴发 outbreak", lambda: scenarios.outbreak(p, p.truth.pop("_deliveries"))),
         ("遗留系统导出 legacy export", lambda: scenarios.legacy_export(p)),
         ("药品追溯 resold drug pack", lambda: scenarios.resold_drug_pack(p)),
     ]
+    p.truth.setdefault("anomalies", [])
     for label, step in steps:
         say(label)
         step()
@@ -69,7 +79,7 @@ def generate(out: str | Path, *, residents: int = 10_000, seed: int = 7, provinc
              "records": int(len(p.records)),
              "records_with_errors": int((p.records.get("errors", "").fillna("") != "").sum())}
     manifest = {"generator": f"healthgraph.synthetic/{pv.GENERATOR_VERSION}", "seed": seed, "residents": residents,
-                "province_code": province_code, "window": [str(pv.WINDOW_START.date()), "2025-12-31"],
+                "province_code": province_code, "anomalies": anomalies, "window": [str(pv.WINDOW_START.date()), "2025-12-31"],
                 "as_of": str(pv.AS_OF.date())}
     counts = p.writer.write(out, manifest, truth)
     return GenerationResult(out, counts, truth)

@@ -236,8 +236,11 @@ def care_anomalies(p: Province) -> None:
              person=person["person"], appointments=len(appt), no_shows=12)
 
 
-def blood_scenarios(p: Province) -> None:
-    """A donor whose third donation screens reactive (lookback), a reaction cluster, an expired unit in stock."""
+def blood_scenarios(p: Province, *, anomalies: bool = True) -> None:
+    """A donor whose third donation screens reactive (lookback), a reaction cluster, an expired unit in stock.
+
+    The lookback donor is traceability truth and always planted; the reaction cluster and the expired
+    unit are supervision anomalies, left out with ``anomalies=False``."""
     centre = p.inst[p.inst["kind"] == "BloodCenter"].iloc[0]
     donor = _pick_person(p, min_age=25, max_age=50)
     dates = [WINDOW_START + pd.Timedelta(days=d, hours=9) for d in (20, 200, 330)]
@@ -271,6 +274,8 @@ def blood_scenarios(p: Province) -> None:
         "person": donor["person"], "donations": emitted["din"].tolist(), "reactive_donation": emitted["din"].iat[2],
         "units": new_units["key"].tolist(), "transfused_units": [t["unit"] for t in tx_rows], "recipients": recipients,
         "basis": "血站技术操作规程 (2019) 与输血相容性检测 — lookback of prior donations"}
+    if not anomalies:
+        return
 
     # A cluster of febrile reactions with one source: a second donor's units, transfused within weeks.
     donor2 = _pick_person(p, min_age=25, max_age=50)
@@ -309,10 +314,60 @@ def blood_scenarios(p: Province) -> None:
              unit=expired["key"].iat[0])
 
 
-def vaccine_scenarios(p: Province, vx: pd.DataFrame) -> None:
-    """An expired lot used, a recalled lot used, and an AEFI cluster on one lot."""
+RESERVE_DONATIONS = 6
+"""Recent donations per blood centre and ABO group, so that each centre holds an in-date red-cell
+reserve at the as-of date (above the core pack's ``minimum_units``, a project setting)."""
+SHORT_GROUP = ("AB", 1)
+"""The planted shortage: the first centre's AB+ red cells, one unit."""
+
+
+def blood_reserve(p: Province, *, anomalies: bool = True) -> None:
+    """Each blood centre's working stock at the as-of date: red cells and plasma from donations in
+    the last three weeks (red cells keep 35 days, WS 399-2012), per ABO group. With anomalies on, one
+    centre's AB+ red cells fall below the minimum reserve (血液库存低于最低储备)."""
+    centres = p.inst[p.inst["kind"] == "BloodCenter"]
+    # Earlier donors (a record at a blood centre) are left out: whole blood at most every 6 months
+    # (献血者健康检查要求 GB 18467-2011).
+    donated = set(p.records.loc[p.records["institution"].isin(centres["key"]), "person"])
+    pool = p.persons[p.persons["age"].between(18, 55) & ~p.persons["person"].isin(donated)]
+    rows = []
+    for i, c in enumerate(centres.itertuples()):
+        local = pool[pool["prefecture"] == c.prefecture]
+        local = local if len(local) >= 4 * RESERVE_DONATIONS else pool
+        for abo in ("A", "B", "O", "AB"):
+            n = SHORT_GROUP[1] if anomalies and i == 0 and abo == SHORT_GROUP[0] else RESERVE_DONATIONS
+            picked = local.iloc[p.rng.choice(len(local), n, replace=False)]
+            local = local.drop(picked.index)
+            pool = pool.drop(picked.index)
+            for person in picked["person"]:
+                rows.append({"person": person, "centre": c.key, "prefecture": c.prefecture, "abo": abo,
+                             "occurred_at": AS_OF - pd.Timedelta(days=int(p.rng.integers(2, 21))) +
+                             pd.Timedelta(hours=9)})
+    emit_donations(p, pd.DataFrame(rows), screening="negative")
+    units = pd.concat(p.pending_units, ignore_index=True)
+    p.pending_units = []
+    units["status"] = "in_stock"
+    emit_units(p, units)
+    if anomalies and len(centres):
+        red = units[(units["centre"] == centres["key"].iat[0]) & (units["abo"] == SHORT_GROUP[0])]
+        red = red[red["component"] == vocab("blood_components")["code"].iloc[0]]
+        _anomaly(p, "blood_inventory_below_minimum", "blood_safety",
+                 "医疗机构临床用血管理办法 (卫生部令第85号, 2012) 第二十条 (血液库存动态预警机制)",
+                 store=centres["key"].iat[0], component=red["component"].iat[0], abo_rh=f"{SHORT_GROUP[0]}+",
+                 units=len(red), unit_keys=red["key"].tolist())
+
+
+def vaccine_scenarios(p: Province, vx: pd.DataFrame, *, anomalies: bool = True) -> None:
+    """An expired lot used, a recalled lot used (supervision anomalies, left out with
+    ``anomalies=False``), and an AEFI cluster on one lot (traceability truth, always planted)."""
     if vx.empty:
         return
+    if anomalies:
+        _bad_lots(p, vx)
+    _aefi_cluster(p, vx)
+
+
+def _bad_lots(p: Province, vx: pd.DataFrame) -> None:
     vac = vocab("vaccines")["code"].iloc[0]
     bad_lots = pd.DataFrame([
         {"code": f"{vac.upper()}-EXPIRED1", "manufacturer": "华康疫苗有限公司", "expires_on": pd.Timestamp("2025-03-31"),
@@ -330,6 +385,9 @@ def vaccine_scenarios(p: Province, vx: pd.DataFrame) -> None:
                              "institution": vx["institution"].iat[0]}])
         emit_vaccinations(p, one)
         _anomaly(p, kind, "immunisation", basis, vaccination=one["key"].iat[0], lot=lot)
+
+
+def _aefi_cluster(p: Province, vx: pd.DataFrame) -> None:
     # AEFI cluster: one lot's recipients report reactions at ~10× the background rate.
     lot = vx["lot"].value_counts().index[0]
     recipients = vx[vx["lot"] == lot]

@@ -189,3 +189,16 @@ def test_bulk_reads_keep_nulls_in_place(engines) -> None:
     for s in engines.values():
         with pytest.raises(errors.QueryParameterError, match="did you mean 'name'"):
             s.nodes("Resident", ["nmae"])
+
+
+def test_query_each_runs_a_named_query_per_value(engines, truth: dict) -> None:
+    """Neo4j runs the values in one round trip, LadybugDB one statement per value: same rows."""
+    donor = truth["positive_donor"]
+    rows = _same(engines, lambda s: s.query_each("units_made_from", "din", donor["donations"]), ordered=False)
+    one_by_one = [r for din in donor["donations"] for r in engines["neo4j"].query("units_made_from", din=din)]
+    assert _canonical(rows) == _canonical(one_by_one) and len(rows) >= len(donor["donations"])
+    units = sorted({r["unit"] for r in rows})
+    whereabouts = _same(engines, lambda s: s.query_each("unit_whereabouts", "unit", units), ordered=False)
+    assert {r["unit"] for r in whereabouts} == set(units)
+    assert set(donor["transfused_units"]) <= {r["unit"] for r in whereabouts if r["recipient"]}
+    assert all(s.query_each("units_made_from", "din", []) == [] for s in engines.values())

@@ -20,8 +20,8 @@ from services.supervision import AlertState, Supervision
 # Which field of a ground-truth anomaly names the record an alert must concern, and its class.
 SUBJECT_OF = {"encounter": "Encounter", "prescription": "Prescription", "diagnosis": "Diagnosis", "unit": "BloodUnit",
               "vaccination": "Vaccination", "department": "Department", "reactions": "TransfusionReaction",
-              "person": "Resident", "encounters": "Encounter"}
-PRIMARY = ("department", "prescription", "diagnosis", "unit", "vaccination", "reactions", "encounter", "encounters",
+              "person": "Resident", "encounters": "Encounter", "store": "Institution"}
+PRIMARY = ("store", "department", "prescription", "diagnosis", "unit", "vaccination", "reactions", "encounter", "encounters",
            "person")
 
 
@@ -204,3 +204,158 @@ def test_cli_check_and_test(tmp_path: Path) -> None:
                                        "when: 'x', dedup_key: [unit], message: {zh: m, en: m}}\n", encoding="utf-8")
     bad = runner.invoke(app, ["rules", "check", "--pack-dir", str(tmp_path)])
     assert bad.exit_code == 2 and "HG-0901" in bad.output and "HG-0905" in bad.output and "HG-0906" in bad.output
+
+
+# ---------------------------------------------------------------- a province without planted anomalies
+@pytest.fixture(scope="module")
+def clean_store(tmp_path_factory: pytest.TempPathFactory, onto: Ontology, province: Path) -> GraphStore:
+    from ingest.synthetic import generate
+
+    planted = json.loads((province / "manifest.json").read_text(encoding="utf-8"))
+    data = tmp_path_factory.mktemp("clean")
+    # The anomaly-free twin of the test province: same size and seed, anomalies off.
+    result = generate(data / "p", residents=planted["residents"], seed=planted["seed"], anomalies=False)
+    assert result.ground_truth["anomalies"] == []
+    store = open_graph(data / "g.lbdb", onto=onto)
+    load_folder(store, data / "p", quarantine_root=data / "quarantine")
+    MasterPersonIndex(store).build(progress=False)
+    yield store
+    store.close()
+
+
+def test_no_alert_on_a_province_generated_with_anomalies_off(clean_store: GraphStore, as_of: dt.datetime,
+                                                              truth: dict, tmp_path_factory) -> None:
+    sup = Supervision(clean_store)
+    report = sup.run("core", as_of=as_of)
+    assert not any(r.errors or r.skipped for r in report.rules)
+    assert {r.rule_id for r in report.rules} == set(sup.pack("core").rules)
+    assert report.totals["rows"] > 0  # the rules did look at candidate rows
+    raised = {r.rule_id: r.raised for r in report.rules if r.raised}
+    assert raised == {}, [(a["rule_id"], a["message"]) for a in sup.alerts(limit=50)]
+    assert sup.alerts(limit=1000) == []
+    # The traceability scenarios stay: they are not supervision anomalies.
+    assert clean_store.query("donor_of_donation", din=_reactive_donation(clean_store))
+
+
+def _reactive_donation(store: GraphStore) -> str:
+    return next(r["unit"].split(":")[0] for r in store.query("blood_inventory") if r["status"] == "quarantined")
+
+
+def test_generate_cli_switch_leaves_anomalies_out(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    out = tmp_path / "p"
+    done = CliRunner().invoke(app, ["generate", "--out", str(out), "--residents", "600", "--seed", "3",
+                                    "--no-anomalies"])
+    assert done.exit_code == 0, done.output
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    truth = json.loads((out / "ground_truth.json").read_text(encoding="utf-8"))
+    assert manifest["anomalies"] is False and truth["anomalies"] == [] and truth["positive_donor"]["units"]
+
+
+# ---------------------------------------------------------------- delivery: webhooks and the SSE stream
+def test_webhook_subscription_over_rest_delivers_signed_alerts_and_dead_letters(
+        sup_store: GraphStore, tmp_path: Path, as_of: dt.datetime, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from services.api import create_app
+    from services.cli import app as cli
+    from services.settings import Settings
+    from services.webhooks import SIGNATURE_HEADER, verify_signature
+    from tests.integration.test_webhooks import Receiver
+
+    secret = "inspector-webhook-secret-42"
+    settings = Settings(data_dir=tmp_path, webhook_attempts=2, webhook_backoff=0.05)
+    rule = "vaccination_with_recalled_lot"
+    with Receiver([200]) as ok, Receiver([503]) as down, TestClient(create_app(settings, store=sup_store)) as client:
+        headers = {"x-healthgraph-user": "inspector:zhao"}
+        sub = client.post("/supervision/webhooks", json={"url": ok.url, "secret": secret, "rules": [rule]},
+                          headers=headers)
+        assert sub.status_code == 201 and sub.json()["secret"] == "***"
+        bad = client.post("/supervision/webhooks", json={"url": down.url, "secret": secret,
+                                                         "severities": ["critical"]}).json()
+        assert client.post("/supervision/webhooks", json={"url": ok.url, "secret": secret,
+                                                          "rules": ["rx_interation"]}).json()["code"] == "HG-0908"
+        run = client.post("/supervision/run", json={"rules": [rule], "as_of": as_of.isoformat()}).json()
+        assert run["rules"][0]["findings"] == 1
+        deadline = time.monotonic() + 10
+        while (not ok.requests or not client.get("/supervision/webhooks/dead-letters").json()) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (req,) = ok.requests
+        assert verify_signature(secret, req["body"], req["headers"][SIGNATURE_HEADER.lower()])
+        payload = json.loads(req["body"])
+        assert payload["alert"]["rule_id"] == rule and payload["alert"]["code"] in run["alerts"]
+        letters = client.get("/supervision/webhooks/dead-letters", params={"subscription": bad["id"]}).json()
+        assert len(letters) == 1 and letters[0]["attempts"] == 2 and len(down.requests) == 2
+        assert letters[0]["alert"]["code"] == payload["alert"]["code"]
+        attempts = client.get("/supervision/webhooks/deliveries").json()["attempts"]
+        assert {a["status"] for a in attempts} == {200, 503}
+        assert client.get("/supervision/webhooks/WH-none").status_code == 404
+        # The CLI reads the same file.
+        monkeypatch.setenv("HEALTHGRAPH_DATA_DIR", str(tmp_path))
+        listed = CliRunner().invoke(cli, ["alerts", "webhooks", "list", "--json"])
+        assert listed.exit_code == 0 and sub.json()["id"] in listed.output and secret not in listed.output
+        dead = CliRunner().invoke(cli, ["alerts", "webhooks", "dead-letters", "--json"])
+        assert dead.exit_code == 0 and letters[0]["id"] in dead.output
+        assert client.delete(f"/supervision/webhooks/{bad['id']}").status_code == 200
+        assert [s["id"] for s in client.get("/supervision/webhooks").json()] == [sub.json()["id"]]
+
+
+def test_sse_stream_delivers_an_alert_event(sup_store: GraphStore, tmp_path: Path, as_of: dt.datetime) -> None:
+    """A real server (uvicorn on a free port): open the stream, change an alert, read the event."""
+    import queue
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from services.api import create_app
+    from services.settings import Settings
+
+    server = uvicorn.Server(uvicorn.Config(create_app(Settings(data_dir=tmp_path), store=sup_store),
+                                           host="127.0.0.1", port=0, log_level="warning", ws="none"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started
+    base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    lines: queue.Queue[str] = queue.Queue()
+
+    def listen() -> None:
+        with httpx.stream("GET", f"{base}/supervision/alerts/stream", params={"max_events": 1, "timeout": 15},
+                          timeout=20) as resp:
+            lines.put(resp.headers["content-type"])
+            for line in resp.iter_lines():
+                lines.put(line)
+        lines.put("<closed>")
+
+    reader = threading.Thread(target=listen, daemon=True)
+    reader.start()
+    try:
+        assert lines.get(timeout=10).startswith("text/event-stream")
+        assert lines.get(timeout=10) == ": supervision alert stream"  # subscribed: events from now on arrive
+        target = next(a for a in httpx.get(f"{base}/supervision/alerts", params={"state": "new"}).json())
+        acked = httpx.post(f"{base}/supervision/alerts/{target['code']}/ack", json={"reason": "核查 checking"},
+                           headers={"x-healthgraph-user": "inspector:sun"})
+        assert acked.status_code == 200
+        got: list[str] = []
+        while "<closed>" not in got:
+            got.append(lines.get(timeout=10))
+        event = next(line for line in got if line.startswith("event:"))
+        data = json.loads(next(line for line in got if line.startswith("data:")).removeprefix("data:"))
+        assert event == "event: alert"
+        assert data["code"] == target["code"] and data["event"] == "acknowledged" and data["state"] == "acknowledged"
+        assert data["rule_id"] == target["rule_id"]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        reader.join(5)
