@@ -52,5 +52,10 @@ bench-engines: install         ## both graph engines and both search engines, si
 bench-trace: install           ## food trace-back on a 57k-station, 300k-delivery supply network
 	$(BIN)/python benchmarks/bench_trace.py
 
+.PHONY: bench-rules
+bench-rules: install           ## supervision core pack backtest, per-rule times: 100k on LadybugDB, 30k on both engines
+	$(BIN)/python benchmarks/bench_rules.py --residents 100000
+	$(BIN)/python benchmarks/bench_rules.py --residents 30000 --neo4j
+
 clean:
 	rm -rf var .pytest_cache

@@ -504,10 +504,13 @@ QUERIES: dict[str, NamedQuery] = {
         NamedQuery(
             "overlapping_inpatient_stays",
             "住院重叠 Pairs of inpatient stays of one person (master index), the later one admitted before the first ends",
+            # Separate MATCH clauses: both stays may hang off the same record (one MATCH would keep Neo4j
+            # from reusing that record's link, and LadybugDB would not: the engines must agree).
             """MATCH (m:MasterPerson)<-[:link_master]-(la:PersonLink)-[:link_record]->(ra:Resident)
-                     <-[:of_patient]-(a:Encounter),
-                     (m)<-[:link_master]-(lb:PersonLink)-[:link_record]->(rb:Resident)<-[:of_patient]-(b:Encounter),
-                     (a)-[:at_institution]->(ia:Institution), (b)-[:at_institution]->(ib:Institution)
+                     <-[:of_patient]-(a:Encounter)
+               MATCH (m)<-[:link_master]-(lb:PersonLink)-[:link_record]->(rb:Resident)<-[:of_patient]-(b:Encounter)
+               MATCH (a)-[:at_institution]->(ia:Institution)
+               MATCH (b)-[:at_institution]->(ib:Institution)
                WHERE la.state = 'MATCH' AND lb.state = 'MATCH' AND a.class = 'InpatientEncounter'
                      AND b.class = 'InpatientEncounter' AND a.key <> b.key
                      AND (a.occurred_at < b.occurred_at OR (a.occurred_at = b.occurred_at AND a.key < b.key))

@@ -17,6 +17,7 @@ Subscribers receive each event after it commits.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -111,7 +112,7 @@ class MasterPersonIndex:
         self.clock = clock or (lambda: dt.datetime.now().replace(microsecond=0))
         self._lock = threading.RLock()
         self._subscribers: list[Callable[[dict[str, Any]], None]] = []
-        self._seq = itertools.count()
+        self._last_ns = 0
         self.reload()
 
     # ------------------------------------------------------------------ in-memory mirror
@@ -468,7 +469,10 @@ class MasterPersonIndex:
         event_id = self._event_id()
         prov = Provenance("mpi:build", event_id, now)
         goldens = self._bulk_goldens(records, master)
-        with self.store.transaction():
+        # All or nothing on the embedded store. A server commits the bulk batches as they go (a
+        # province's links outgrow its per-transaction memory); after a failed build, re-running
+        # registers the records left unlinked one by one.
+        with self.store.transaction() if self.store.exclusive_writer else contextlib.nullcontext():
             self._write("MasterPerson", goldens, prov)
             self._write("PersonLink", links.drop(columns=["record", "master"]), prov)
             for edge, col, table in (("link_record", "record", "Resident"), ("link_master", "master", "MasterPerson")):
@@ -634,8 +638,10 @@ class MasterPersonIndex:
 
     # ------------------------------------------------------------------ commit
     def _event_id(self) -> str:
-        # Sortable by time; the sub-second clock and a counter keep ids unique across restarts.
-        return f"IE{self.clock():%Y%m%d%H%M%S}{time.time_ns() % 10**9:09d}{next(self._seq) % 1000:03d}"
+        # Sortable by when it happened: nanoseconds of the wall clock, strictly increasing in-process
+        # (history and unmerge read events in id order).
+        self._last_ns = max(time.time_ns(), self._last_ns + 1)
+        return f"IE{self._last_ns:020d}"
 
     def _commit(self, cs: ChangeSet, action: str, actor: str, reason: str | None, *, masters: list[str],
                 records: list[str], restore: bool = False) -> dict[str, Any]:

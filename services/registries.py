@@ -110,7 +110,7 @@ class _Base:
         self.onto = store.onto
         self.clock = clock or (lambda: dt.datetime.now().replace(microsecond=0))
         self._lock = lock or threading.RLock()
-        self._seq = itertools.count()
+        self._last_ns = 0
 
     def _row(self, table: str, key: str) -> Row | None:
         """A node's stored row (every property, None when missing) or None when absent."""
@@ -121,8 +121,9 @@ class _Base:
         return {c: node.get(c) for c in self.store.columns(table) if c != "content_hash"}
 
     def _event_id(self) -> str:
-        # Sortable by time; the sub-second clock and a counter keep ids unique across restarts.
-        return f"RE{self.clock():%Y%m%d%H%M%S}{time.time_ns() % 10**9:09d}{next(self._seq) % 1000:03d}"
+        # Sortable by when it happened: nanoseconds of the wall clock, strictly increasing in-process.
+        self._last_ns = max(time.time_ns(), self._last_ns + 1)
+        return f"RE{self._last_ns:020d}"
 
     def _commit(self, cs: Changes, action: str, actor: str, reason: str | None, subjects: Iterable[str], *,
                 summary: Row | None = None) -> Row:
