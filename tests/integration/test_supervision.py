@@ -307,13 +307,14 @@ def test_webhook_subscription_over_rest_delivers_signed_alerts_and_dead_letters(
         assert [s["id"] for s in client.get("/supervision/webhooks").json()] == [sub.json()["id"]]
 
 
-def test_sse_stream_delivers_an_alert_event(sup_store: GraphStore, tmp_path: Path, as_of: dt.datetime) -> None:
+def test_sse_stream_delivers_an_alert_event(sup_store: GraphStore, first_run, tmp_path: Path,
+                                            as_of: dt.datetime) -> None:
     """A real server (uvicorn on a free port): open the stream, change an alert, read the event."""
     import queue
     import threading
     import time
 
-    import httpx
+    import httpx2 as httpx
     import uvicorn
 
     from services.api import create_app
