@@ -26,7 +26,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ from models.matching.model import NON_MATCH
 from ontology import errors
 from ontology.identifiers import is_valid_resident_id, parse_resident_id, upgrade_15_to_18
 from ontology.validate import plain, validate_nodes
+from services.changes import ChangeSet, Edge, Row
 
 MATCH, POSSIBLE_MATCH, NO_MATCH, REDIRECT = "MATCH", "POSSIBLE_MATCH", "NO_MATCH", "REDIRECT"
 AUTO, MANUAL = "AUTO", "MANUAL"
@@ -50,8 +51,6 @@ SYSTEM_ACTOR = "system:mpi"
 # The population registry (全员人口信息库) outranks hospital systems, which outrank the rest.
 DEFAULT_TRUST = ((re.compile(r"PHIS"), 90), (re.compile(r"HIS-.*"), 60), (re.compile(r".*"), 40))
 
-Row = dict[str, Any]
-Edge = tuple[str, str, str, str, str]  # edge type, src key, dst key, src table, dst table
 
 
 def default_trust(system: str) -> int:
@@ -72,32 +71,6 @@ class Candidate:
 
     def to_dict(self) -> dict[str, Any]:
         return {"master_id": self.master_id, "decision": self.decision, **self.comparison.to_dict()}
-
-
-@dataclass
-class ChangeSet:
-    """What one operation changed: node rows before and after (None = absent), edges added/removed."""
-
-    nodes: dict[tuple[str, str], tuple[Row | None, Row | None]] = field(default_factory=dict)
-    added: list[Edge] = field(default_factory=list)
-    removed: list[Edge] = field(default_factory=list)
-
-    def put(self, table: str, key: str, before: Row | None, after: Row | None) -> None:
-        first = self.nodes.get((table, key), (before, None))[0]
-        self.nodes[(table, key)] = (first, after)
-
-    def inverse(self) -> ChangeSet:
-        return ChangeSet({k: (a, b) for k, (b, a) in self.nodes.items()}, list(self.removed), list(self.added))
-
-    def to_json(self) -> str:
-        return json.dumps({"nodes": [[t, k, b, a] for (t, k), (b, a) in self.nodes.items()],
-                           "added": self.added, "removed": self.removed}, ensure_ascii=False, default=_iso)
-
-    @classmethod
-    def from_json(cls, text: str) -> ChangeSet:
-        data = json.loads(text)
-        return cls({(t, k): (b, a) for t, k, b, a in data["nodes"]},
-                   [tuple(e) for e in data["added"]], [tuple(e) for e in data["removed"]])
 
 
 class MasterPersonIndex:
@@ -793,10 +766,6 @@ def _norm(v: Any) -> Any:
     if isinstance(v, float):
         return round(v, 9)
     return v
-
-
-def _iso(v: Any) -> str:
-    return v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else str(v)
 
 
 def _as_date(v: Any) -> dt.date | None:

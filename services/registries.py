@@ -31,7 +31,7 @@ import time
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -45,10 +45,9 @@ from ontology import errors
 from ontology.identifiers import is_valid_uscc, parse_resident_id, uscc_check_char
 from ontology.validate import plain, validate_nodes
 from ontology.vocab import vocab
+from services.changes import ChangeSet, Edge, Row, iso
 
 SYSTEM_ACTOR = "system:registry"
-Row = dict[str, Any]
-Edge = tuple[str, str, str, str, str]  # edge type, src key, dst key, src table, dst table
 
 # ---------------------------------------------------------------------- licence rules
 REGISTERED, SUSPENDED, REVOKED, EXPIRED = "registered", "suspended", "revoked", "expired"
@@ -82,23 +81,6 @@ def today() -> dt.date:
 
 
 # ---------------------------------------------------------------------- change sets and events
-@dataclass
-class Changes:
-    """What one operation changes: node rows before and after (None = absent), edges added/removed."""
-
-    nodes: dict[tuple[str, str], tuple[Row | None, Row | None]] = field(default_factory=dict)
-    added: list[Edge] = field(default_factory=list)
-    removed: list[Edge] = field(default_factory=list)
-
-    def put(self, table: str, key: str, before: Row | None, after: Row | None) -> None:
-        first = self.nodes.get((table, key), (before, None))[0]
-        self.nodes[(table, key)] = (first, after)
-
-    def to_json(self) -> str:
-        return json.dumps({"nodes": [[t, k, b, a] for (t, k), (b, a) in self.nodes.items()],
-                           "added": self.added, "removed": self.removed}, ensure_ascii=False, default=_iso)
-
-
 class _Base:
     """Shared write path: validate with the ontology, write in one transaction with a RegistryEvent."""
 
@@ -125,7 +107,7 @@ class _Base:
         self._last_ns = max(time.time_ns(), self._last_ns + 1)
         return f"RE{self._last_ns:020d}"
 
-    def _commit(self, cs: Changes, action: str, actor: str, reason: str | None, subjects: Iterable[str], *,
+    def _commit(self, cs: ChangeSet, action: str, actor: str, reason: str | None, subjects: Iterable[str], *,
                 summary: Row | None = None) -> Row:
         """Write a change set and its RegistryEvent in one transaction; returns the event (no change set).
 
@@ -141,7 +123,7 @@ class _Base:
         event = {"key": event_id, "class": "RegistryEvent", "event_id": event_id, "action": action,
                  "registry": self.registry, "actor": actor, "reason": reason, "occurred_at": now,
                  "subjects": subjects,
-                 "change": json.dumps(summary, ensure_ascii=False, default=_iso) if summary is not None
+                 "change": json.dumps(summary, ensure_ascii=False, default=iso) if summary is not None
                  else cs.to_json()}
         with self._lock, self.store.transaction():
             for edge_type, group in itertools.groupby(sorted(cs.removed), key=lambda e: e[0]):
@@ -262,7 +244,7 @@ class PractitionerRegistry(_Base):
             if not code:
                 raise errors.MissingKey("a practitioner needs its code", field="code")
             before = self._row("Practitioner", code)
-            cs = Changes()
+            cs = ChangeSet()
             person = self._person_row(code, before, record)
             cs.put("Practitioner", code, before, person)
             warnings: list[str] = []
@@ -325,7 +307,7 @@ class PractitionerRegistry(_Base):
                 raise errors.InvalidResidentId("sex disagrees with the id number (GB 11643-1999 顺序码)", field="sex")
         return self._checked("Practitioner", row)
 
-    def _licence(self, cs: Changes, code: str, licence: str, record: Row, new_person: bool,
+    def _licence(self, cs: ChangeSet, code: str, licence: str, record: Row, new_person: bool,
                  as_of: dt.date) -> list[str]:
         if not LICENCE_CODE.fullmatch(licence):
             raise errors.InvalidLicence(f"licence number {licence!r} must be 6–40 letters, digits or '-' "
@@ -496,7 +478,7 @@ class InstitutionRegistry(_Base):
             record = {k: v for k, v in record.items() if v is not None and v != "" and v != []}
             uscc = check_uscc(str(record.get("uscc") or ""))
             before = self._row("Institution", uscc)
-            cs = Changes()
+            cs = ChangeSet()
             row = dict(before or {"uscc": uscc, "class": "HealthcareInstitution"})
             row.pop("batch_id", None)
             row.update({k: record[k] for k in ("class", *INSTITUTION_FIELDS) if k in record})
@@ -547,7 +529,7 @@ class InstitutionRegistry(_Base):
         return _set_status(self, licence, status, actor=actor, reason=reason, valid_to=valid_to,
                            as_of=as_of or self.clock().date(), subjects=holder)
 
-    def _licence(self, cs: Changes, uscc: str, licence: str, record: Row, as_of: dt.date) -> None:
+    def _licence(self, cs: ChangeSet, uscc: str, licence: str, record: Row, as_of: dt.date) -> None:
         before = self._row("License", licence)
         if before is not None and before["class"] != "InstitutionLicense":
             raise errors.RegistrationConflict(f"{licence} is a {before['class']}, not an institution licence",
@@ -901,7 +883,7 @@ class TerminologyRegistry(_Base):
             if not todo:
                 return {"systems": 0, "concepts": 0, "mappings": 0, "event": None}
             known = {s.code for s in specs} | set(self.code_systems)
-            cs = Changes()
+            cs = ChangeSet()
             n_concepts = n_maps = 0
             for spec in todo:
                 cs.put("CodeSystem", spec.code, None, {
@@ -962,7 +944,7 @@ class TerminologyRegistry(_Base):
                 if parent and parent not in rows:
                     raise errors.UnknownConcept(f"parent {parent!r} of {code} is not in {system} {version}",
                                                 system=system, version=version, code=parent)
-            cs = Changes()
+            cs = ChangeSet()
             before = {k: v for k, v in found.items()}
             cs.put("CodeSystem", system, before, {**before, "key": system, "class": "CodeSystem",
                                                   "versions": [*(found.get("versions") or []), version],
@@ -974,7 +956,7 @@ class TerminologyRegistry(_Base):
             self.reload()
             return {**summary, "event": event["event_id"]}
 
-    def _put_version(self, cs: Changes, system: str, version: str, rows: dict[str, Row]) -> None:
+    def _put_version(self, cs: ChangeSet, system: str, version: str, rows: dict[str, Row]) -> None:
         for code, c in rows.items():
             key = f"{system}:{version}:{code}"
             cs.put("Concept", key, None, {"key": key, "class": "Concept", "code_system": system, "version": version,
@@ -1036,7 +1018,7 @@ class Registries:
                 updated.append(new)
         event = None
         if updated:
-            cs = Changes()
+            cs = ChangeSet()
             for row in updated:
                 cs.put("License", row["key"], None, row)
             summary = {"licences_updated": len(updated)}
@@ -1077,7 +1059,7 @@ def _set_status(reg: _Base, licence: str, status: str, *, actor: str, reason: st
             raise errors.InvalidLicence(f"licence {licence} ended on {row['valid_to']}: reinstating it needs a "
                                         "new valid_to (延续注册)", field="valid_to")
         row.update(_validity_and_status(row, status, as_of))
-        cs = Changes()
+        cs = ChangeSet()
         cs.put("License", licence, before, reg._checked("License", row))
         event = reg._commit(cs, "set_licence_status", actor, reason, [licence, *subjects])
         return {"licence": licence, "status": row["registration_status"], "previous": _status_of(before),
@@ -1242,10 +1224,6 @@ def _norm(v: Any) -> Any:
     if hasattr(v, "tolist"):
         return _norm(v.tolist())
     return v
-
-
-def _iso(v: Any) -> str:
-    return v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else str(v)
 
 
 def _as_date(v: Any) -> dt.date | None:
