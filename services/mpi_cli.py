@@ -5,50 +5,29 @@ Changes are recorded with the operating-system user as actor; identifiers are ma
 
 from __future__ import annotations
 
-import getpass
-import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from ontology.errors import HealthGraphError
+from services.cli_support import Reason, actor, console, print_result, with_service
 from services.privacy import mask
 
 mpi_app = typer.Typer(help="主索引 Master person index: build, match, link, merge, review, cross-references.",
                       no_args_is_help=True)
-console = Console()
-Reason = Annotated[str | None, typer.Option(help="原因 why (kept in the history)")]
 
 
 def _with_index(fn: Callable[[Any], Any]) -> Any:
     from services.mpi import MasterPersonIndex
-    from services.settings import Settings
 
-    store = Settings().open_graph()
-    try:
-        return fn(MasterPersonIndex(store))
-    except HealthGraphError as exc:
-        console.print(f"[bold red]{exc.code}[/] {exc.title}: {exc.message}")
-        raise typer.Exit(2) from None
-    finally:
-        store.close()
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-def _show(result: dict[str, Any]) -> None:
-    console.print_json(json.dumps(result, ensure_ascii=False, default=str))
+    return with_service(MasterPersonIndex, fn)
 
 
 @mpi_app.command("build")
 def build() -> None:
     """建立主索引 Link every source record not yet in the index (batch dedupe on an empty index)."""
-    found = _with_index(lambda mpi: mpi.build(actor=_actor()))
+    found = _with_index(lambda mpi: mpi.build(actor=actor()))
     console.print(f"records {found['records']:,} · linked now {found['linked']:,} · master persons "
                   f"{found['masters']:,} · awaiting review {found['possible']:,}")
 
@@ -71,7 +50,7 @@ def register(source_system: str, source_id: str, name: Name, birth_date: BirthDa
     """注册 Register or update a source record and link it to a master person."""
     record = _person(source_system=source_system, source_id=source_id, name=name, birth_date=birth_date, sex=sex,
                      id_number=id_number, phone=phone, address=address, division_code=division_code)
-    found = _with_index(lambda mpi: mpi.register(record, actor=_actor(), reason=reason))
+    found = _with_index(lambda mpi: mpi.register(record, actor=actor(), reason=reason))
     console.print(f"{found['record']} → [bold]{found['master_id']}[/] ({found['link']['state']}, "
                   f"{found['link']['origin']}); candidates considered: {len(found['candidates'])}")
 
@@ -114,7 +93,7 @@ def match(name: Name, birth_date: BirthDate, sex: Sex = None, id_number: IdNumbe
 @mpi_app.command("xref")
 def xref(source_system: str, source_id: str) -> None:
     """PIX: the master id of a source record and its ids in other source systems."""
-    _show(_with_index(lambda mpi: mpi.cross_references(source_system, source_id)))
+    print_result(_with_index(lambda mpi: mpi.cross_references(source_system, source_id)))
 
 
 @mpi_app.command("show")
@@ -126,31 +105,31 @@ def show(master_id: str) -> None:
             if golden.get(k):
                 golden[k] = mask(golden[k])
         return {"golden": golden, "records": mpi.records_of(mpi.resolve(master_id))}
-    _show(_with_index(read))
+    print_result(_with_index(read))
 
 
 @mpi_app.command("link")
 def link(record: str, master_id: str, reason: Reason = None) -> None:
     """Link a record to a master person by hand (MATCH, MANUAL)."""
-    _show(_with_index(lambda mpi: mpi.link(record, master_id, actor=_actor(), reason=reason)))
+    print_result(_with_index(lambda mpi: mpi.link(record, master_id, actor=actor(), reason=reason)))
 
 
 @mpi_app.command("unlink")
 def unlink(record: str, reason: Reason = None) -> None:
     """Detach a record from its master person (the old link becomes NO_MATCH)."""
-    _show(_with_index(lambda mpi: mpi.unlink(record, actor=_actor(), reason=reason)))
+    print_result(_with_index(lambda mpi: mpi.unlink(record, actor=actor(), reason=reason)))
 
 
 @mpi_app.command("merge")
 def merge(source: str, target: str, reason: Reason = None) -> None:
     """Merge master person SOURCE into TARGET."""
-    _show(_with_index(lambda mpi: mpi.merge(source, target, actor=_actor(), reason=reason)))
+    print_result(_with_index(lambda mpi: mpi.merge(source, target, actor=actor(), reason=reason)))
 
 
 @mpi_app.command("unmerge")
 def unmerge(master_id: str, reason: Reason = None) -> None:
     """Undo the merge that took MASTER_ID away (exact prior state)."""
-    _show(_with_index(lambda mpi: mpi.unmerge(master_id, actor=_actor(), reason=reason)))
+    print_result(_with_index(lambda mpi: mpi.unmerge(master_id, actor=actor(), reason=reason)))
 
 
 @mpi_app.command("review")
@@ -169,13 +148,13 @@ def review(limit: Annotated[int, typer.Option()] = 20) -> None:
 @mpi_app.command("accept")
 def accept(link: str, reason: Reason = None) -> None:
     """Accept a POSSIBLE_MATCH: the record joins that master person."""
-    _show(_with_index(lambda mpi: mpi.accept(link, actor=_actor(), reason=reason)))
+    print_result(_with_index(lambda mpi: mpi.accept(link, actor=actor(), reason=reason)))
 
 
 @mpi_app.command("reject")
 def reject(link: str, reason: Reason = None) -> None:
     """Reject a POSSIBLE_MATCH (it becomes NO_MATCH)."""
-    _show(_with_index(lambda mpi: mpi.reject(link, actor=_actor(), reason=reason)))
+    print_result(_with_index(lambda mpi: mpi.reject(link, actor=actor(), reason=reason)))
 
 
 @mpi_app.command("history")

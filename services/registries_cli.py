@@ -5,50 +5,29 @@ Changes are recorded with the operating-system user as actor; identifiers are ma
 
 from __future__ import annotations
 
-import getpass
-import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from ontology.errors import HealthGraphError
+from services.cli_support import Reason, actor, console, print_result, with_service
 from services.privacy import mask
 
 registry_app = typer.Typer(help="注册服务 Registries: practitioners, institutions, licences, terminology.",
                            no_args_is_help=True)
-console = Console()
-Reason = Annotated[str | None, typer.Option(help="原因 why (kept in the history)")]
 
 
 def _with_registries(fn: Callable[[Any], Any]) -> Any:
     from services.registries import Registries
-    from services.settings import Settings
 
-    store = Settings().open_graph()
-    try:
-        return fn(Registries(store))
-    except HealthGraphError as exc:
-        console.print(f"[bold red]{exc.code}[/] {exc.title}: {exc.message}")
-        raise typer.Exit(2) from None
-    finally:
-        store.close()
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-def _show(result: Any) -> None:
-    console.print_json(json.dumps(result, ensure_ascii=False, default=str))
+    return with_service(Registries, fn)
 
 
 @registry_app.command("seed-terminology")
 def seed_terminology() -> None:
     """术语注册 Register the vocabularies of ontology/vocab as code systems (v1), with hierarchy and mappings."""
-    found = _with_registries(lambda r: r.terminology.seed(actor=_actor()))
+    found = _with_registries(lambda r: r.terminology.seed(actor=actor()))
     console.print(f"code systems added {found['systems']} · concepts {found['concepts']:,} · "
                   f"mappings {found['mappings']:,}")
 
@@ -56,7 +35,7 @@ def seed_terminology() -> None:
 @registry_app.command("build")
 def build() -> None:
     """建立注册库 Seed the terminology, register loaded licences and institutions, report duplicates."""
-    found = _with_registries(lambda r: r.build(actor=_actor()))
+    found = _with_registries(lambda r: r.build(actor=actor()))
     term = found["terminology"]
     console.print(f"terminology: {term['systems']} code systems (added now {term['systems_added']}, "
                   f"{term['concepts']:,} concepts, {term['mappings']:,} mappings)")
@@ -81,20 +60,20 @@ def practitioner(code: str) -> None:
             if found["practitioner"].get(k):
                 found["practitioner"][k] = mask(found["practitioner"][k])
         return found
-    _show(_with_registries(read))
+    print_result(_with_registries(read))
 
 
 @registry_app.command("institution")
 def institution(uscc: str) -> None:
     """An institution, its licences and the number of practitioners registered there."""
-    _show(_with_registries(lambda r: r.institutions.get(uscc)))
+    print_result(_with_registries(lambda r: r.institutions.get(uscc)))
 
 
 @registry_app.command("licence-status")
 def licence_status(licence: str, status: Annotated[str, typer.Argument(help="registered|suspended|revoked|expired")],
                    reason: Reason = None) -> None:
     """Suspend, revoke, expire or reinstate a licence."""
-    _show(_with_registries(lambda r: r.set_licence_status(licence, status, actor=_actor(), reason=reason)))
+    print_result(_with_registries(lambda r: r.set_licence_status(licence, status, actor=actor(), reason=reason)))
 
 
 @registry_app.command("duplicates")
@@ -140,7 +119,7 @@ def systems() -> None:
 @registry_app.command("lookup")
 def lookup(system: str, code: str, version: Annotated[str | None, typer.Option()] = None) -> None:
     """A concept in one version (current by default)."""
-    _show(_with_registries(lambda r: r.terminology.lookup(system, code, version)))
+    print_result(_with_registries(lambda r: r.terminology.lookup(system, code, version)))
 
 
 @registry_app.command("search")
@@ -160,4 +139,4 @@ def search(text: str, system: Annotated[str | None, typer.Option()] = None,
 @registry_app.command("translate")
 def translate(system: str, code: str, target: Annotated[str | None, typer.Option()] = None) -> None:
     """Translate a code to other code systems through the mappings."""
-    _show(_with_registries(lambda r: r.terminology.translate(system, code, target)))
+    print_result(_with_registries(lambda r: r.terminology.translate(system, code, target)))
