@@ -587,6 +587,198 @@ QUERIES: dict[str, NamedQuery] = {
                RETURN v.key AS vaccination, v.occurred_at AS occurred_at, l.key AS lot, l.expires_on AS expires_on,
                       l.recalled AS recalled, l.manufacturer AS manufacturer, i.key AS institution""",
         ),
+        # ---------------------------------------------------------- medical knowledge (triage, QA)
+        NamedQuery(
+            "knowledge_conditions",
+            "导诊知识 Every condition with what triage ranks by (symptom frequencies, prior, age/sex fit, subject)",
+            """MATCH (d:Disease)
+               RETURN d.key AS key, d.name AS name, d.name_en AS name_en, d.synonyms AS synonyms,
+                      d.subject_code AS subject_code, d.kb_departments AS departments, d.urgency AS urgency,
+                      d.prevalence AS prevalence, d.affects_sex AS affects_sex, d.min_age AS min_age,
+                      d.max_age AS max_age, d.symptom_weights AS symptom_weights, d.kb_source AS kb_source
+               ORDER BY key""",
+            ordered=True,
+        ),
+        NamedQuery(
+            "knowledge_condition_symptoms",
+            "疾病-症状 Every (condition, symptom) pair",
+            """MATCH (d:Disease)-[:has_symptom]->(s:Symptom)
+               RETURN d.key AS disease, s.name AS symptom
+               ORDER BY disease, symptom""",
+            ordered=True,
+        ),
+        NamedQuery(
+            "knowledge_terms",
+            "知识词表 Names and synonyms of symptoms, drugs, checks and foods (for the complaint parser)",
+            """MATCH (n)
+               WHERE n.class IN ['Symptom', 'Drug', 'LabTest', 'Food']
+               RETURN n.class AS class, n.key AS key, n.name AS name
+               ORDER BY class, key""",
+            ordered=True,
+        ),
+        NamedQuery(
+            "disease_facts",
+            "疾病知识 What the graph knows about diseases: description, cause, prevention, treatment, course…",
+            """MATCH (d:Disease)
+               WHERE d.key IN $diseases
+               RETURN d.key AS key, d.name AS name, d.name_en AS name_en, d.kb_departments AS departments,
+                      d.subject_code AS subject_code, d.urgency AS urgency, d.description AS description,
+                      d.cause AS cause, d.prevention AS prevention, d.treatment AS treatment, d.course AS course,
+                      d.cure_rate AS cure_rate, d.susceptible AS susceptible, d.transmission AS transmission,
+                      d.nursing AS nursing, d.diet_advice AS diet_advice, d.cost AS cost,
+                      d.insurance_covered AS insurance_covered, d.kb_source AS kb_source
+               ORDER BY key""",
+            {"diseases": "strings"}, ordered=True,
+        ),
+        NamedQuery(
+            "drug_facts",
+            "药品知识 Drugs by key: class, maximum daily dose, pregnancy and age contraindications",
+            """MATCH (x:Drug)
+               WHERE x.key IN $drugs
+               RETURN x.key AS key, x.name AS name, x.name_en AS name_en, x.drug_class AS drug_class, x.atc AS atc,
+                      x.unit AS unit, x.max_daily_dose AS max_daily_dose,
+                      x.pregnancy_contraindicated AS pregnancy_contraindicated, x.min_age AS min_age
+               ORDER BY key""",
+            {"drugs": "strings"}, ordered=True,
+        ),
+        NamedQuery(
+            "disease_symptoms",
+            "症状 Symptoms of a disease",
+            """MATCH (d:Disease)-[:has_symptom]->(x:Symptom)
+               WHERE d.key IN $diseases
+               RETURN d.key AS disease, x.key AS key, x.name AS name
+               ORDER BY disease, key""",
+            {"diseases": "strings"}, ordered=True,
+        ),
+        NamedQuery(
+            "disease_drugs",
+            "常用药 Drugs a disease is commonly treated with",
+            """MATCH (d:Disease)-[:treated_with]->(x:Drug)
+               WHERE d.key IN $diseases
+               RETURN d.key AS disease, x.key AS key, x.name AS name
+               ORDER BY disease, key""",
+            {"diseases": "strings"}, ordered=True,
+        ),
+        NamedQuery(
+            "disease_checks",
+            "检查 Checks used to diagnose a disease",
+            """MATCH (d:Disease)-[:checked_by]->(x:LabTest)
+               WHERE d.key IN $diseases
+               RETURN d.key AS disease, x.key AS key, x.name AS name
+               ORDER BY disease, key""",
+            {"diseases": "strings"}, ordered=True,
+        ),
+        NamedQuery(
+            "disease_good_foods",
+            "宜吃 Foods good to eat with a disease",
+            """MATCH (d:Disease)-[:good_food]->(x:Food)
+               WHERE d.key IN $diseases
+               RETURN d.key AS disease, x.key AS key, x.name AS name
+               ORDER BY disease, key""",
+            {"diseases": "strings"}, ordered=True,
+        ),
+        NamedQuery(
+            "disease_avoid_foods",
+            "忌吃 Foods to avoid with a disease",
+            """MATCH (d:Disease)-[:avoid_food]->(x:Food)
+               WHERE d.key IN $diseases
+               RETURN d.key AS disease, x.key AS key, x.name AS name
+               ORDER BY disease, key""",
+            {"diseases": "strings"}, ordered=True,
+        ),
+        NamedQuery(
+            "disease_complications",
+            "并发症 Complications of a disease",
+            """MATCH (d:Disease)-[:complication]->(x:Disease)
+               WHERE d.key IN $diseases
+               RETURN d.key AS disease, x.key AS key, x.name AS name
+               ORDER BY disease, key""",
+            {"diseases": "strings"}, ordered=True,
+        ),
+        NamedQuery(
+            "symptom_diseases",
+            "哪些病有此症状 Diseases that show a symptom",
+            """MATCH (d:Disease)-[:has_symptom]->(x:Symptom)
+               WHERE x.key IN $terms
+               RETURN x.key AS term, d.key AS key, d.name AS name, d.prevalence AS prevalence
+               ORDER BY term, key""",
+            {"terms": "strings"}, ordered=True,
+        ),
+        NamedQuery(
+            "drug_diseases",
+            "此药治什么病 Diseases a drug is commonly used for",
+            """MATCH (d:Disease)-[:treated_with]->(x:Drug)
+               WHERE x.key IN $terms
+               RETURN x.key AS term, d.key AS key, d.name AS name, d.prevalence AS prevalence
+               ORDER BY term, key""",
+            {"terms": "strings"}, ordered=True,
+        ),
+        NamedQuery(
+            "check_diseases",
+            "此检查查什么病 Diseases a check is used to diagnose",
+            """MATCH (d:Disease)-[:checked_by]->(x:LabTest)
+               WHERE x.key IN $terms
+               RETURN x.key AS term, d.key AS key, d.name AS name, d.prevalence AS prevalence
+               ORDER BY term, key""",
+            {"terms": "strings"}, ordered=True,
+        ),
+        NamedQuery(
+            "food_good_for",
+            "宜吃此食物的疾病 Diseases for which a food is good",
+            """MATCH (d:Disease)-[:good_food]->(x:Food)
+               WHERE x.key IN $terms
+               RETURN x.key AS term, d.key AS key, d.name AS name, d.prevalence AS prevalence
+               ORDER BY term, key""",
+            {"terms": "strings"}, ordered=True,
+        ),
+        NamedQuery(
+            "food_avoid_for",
+            "忌吃此食物的疾病 Diseases for which a food should be avoided",
+            """MATCH (d:Disease)-[:avoid_food]->(x:Food)
+               WHERE x.key IN $terms
+               RETURN x.key AS term, d.key AS key, d.name AS name, d.prevalence AS prevalence
+               ORDER BY term, key""",
+            {"terms": "strings"}, ordered=True,
+        ),
+        NamedQuery(
+            "articles_about",
+            "健康教育 Health-education articles about diseases",
+            """MATCH (a:KnowledgeArticle)-[:about]->(d:Disease)
+               WHERE d.key IN $diseases
+               RETURN d.key AS disease, a.key AS key, a.name AS name, a.topic AS topic, a.body AS body
+               ORDER BY disease, key""",
+            {"diseases": "strings"}, ordered=True,
+        ),
+        NamedQuery(
+            "practitioners_for_subjects",
+            "推荐医生 Physicians in departments of the given 诊疗科目, with their institution and its place",
+            """MATCH (p:Practitioner)-[:works_in]->(d:Department)-[:part_of]->(i:Institution)
+               WHERE d.subject_code IN $subjects AND p.class = 'Physician'
+               RETURN p.key AS key, p.name AS name, p.title AS title, p.rating AS rating, p.expertise AS expertise,
+                      d.subject_code AS subject_code, d.name AS department, i.key AS institution,
+                      i.name AS institution_name, i.class AS institution_class, i.grade AS grade,
+                      i.latitude AS latitude, i.longitude AS longitude
+               ORDER BY key""",
+            {"subjects": "strings"}, ordered=True,
+        ),
+        NamedQuery(
+            "practitioner_visits",
+            "医生接诊量 Encounters attended per practitioner",
+            """MATCH (e:Encounter)-[:attended_by]->(p:Practitioner)
+               WHERE p.key IN $practitioners
+               RETURN p.key AS key, count(e) AS visits
+               ORDER BY key""",
+            {"practitioners": "strings"}, ordered=True,
+        ),
+        NamedQuery(
+            "division_institution_places",
+            "区划内机构坐标 Coordinates of the institutions in a division (a resident's place, roughly)",
+            """MATCH (i:Institution)-[:located_in]->(d:Division)
+               WHERE d.code STARTS WITH $code_prefix AND i.latitude IS NOT NULL
+               RETURN i.key AS key, i.latitude AS latitude, i.longitude AS longitude
+               ORDER BY key""",
+            {"code_prefix": "string"}, ordered=True,
+        ),
     ]
 }
 

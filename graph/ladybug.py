@@ -160,7 +160,7 @@ class LadybugStore(GraphStore):
         for f in fields:
             col = rows[f.name]
             if pa.types.is_list(f.type):
-                arrays.append(pa.array(col.tolist(), type=f.type))
+                arrays.append(pa.array([None if v is pd.NA else v for v in col.tolist()], type=f.type))
             else:
                 arrays.append(pa.Array.from_pandas(col, type=f.type))
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields)).combine_chunks()

@@ -56,16 +56,23 @@ the message says what went wrong, where, the valid options and a fix.
     │   ├── StatusTransitionNotAllowed     HG-0805  a licence status change the rules forbid (e.g. reinstating a revoked one)
     │   ├── VersionExists                  HG-0806  adding a code-system version that already exists
     │   └── RegistrationConflict           HG-0807  an entry that clashes with another (a licence held by someone else)
-    └── RuleError                          HG-09xx  supervision rule packs and alerts
-        ├── RulePackInvalid                HG-0901  a pack with problems; details["problems"] lists every one, each coded:
-        │                                           HG-0902 unknown field, HG-0903 unknown column, HG-0904 condition
-        │                                           type/syntax error, HG-0905 unknown query, HG-0906 bad value
-        ├── RuleTestFailed                 HG-0907  a rule's shipped test case gave other alerts than expected
-        ├── UnknownRule                    HG-0908  a rule id (or pack) that is not loaded
-        ├── UnknownAlert                   HG-0909  an alert code not in the graph
-        ├── AlertTransitionNotAllowed      HG-0910  a lifecycle change the alert's state forbids (e.g. acknowledging a resolved alert)
-        └── DeliveryError                  HG-0911  a webhook subscription that is invalid or cannot be delivered to
-            └── UnknownSubscription        HG-0911  a subscription or dead letter id not on file (404)
+    ├── RuleError                          HG-09xx  supervision rule packs and alerts
+    │   ├── RulePackInvalid                HG-0901  a pack with problems; details["problems"] lists every one, each coded:
+    │   │                                           HG-0902 unknown field, HG-0903 unknown column, HG-0904 condition
+    │   │                                           type/syntax error, HG-0905 unknown query, HG-0906 bad value
+    │   ├── RuleTestFailed                 HG-0907  a rule's shipped test case gave other alerts than expected
+    │   ├── UnknownRule                    HG-0908  a rule id (or pack) that is not loaded
+    │   ├── UnknownAlert                   HG-0909  an alert code not in the graph
+    │   ├── AlertTransitionNotAllowed      HG-0910  a lifecycle change the alert's state forbids (e.g. acknowledging a resolved alert)
+    │   └── DeliveryError                  HG-0911  a webhook subscription that is invalid or cannot be delivered to
+    │       └── UnknownSubscription        HG-0911  a subscription or dead letter id not on file (404)
+    └── KnowledgeError                     HG-10xx  the knowledge base, triage and question answering
+        ├── KnowledgeBaseInvalid           HG-1001  a knowledge file with problems (all listed in details["problems"])
+        ├── KnowledgeImportError           HG-1002  an external knowledge graph that cannot be read at all
+        ├── EmptyQuestion                  HG-1003  an empty complaint, question or query (422)
+        ├── QuestionTooLong                HG-1004  longer than the limit (422)
+        ├── NotChinese                     HG-1005  no Chinese characters to understand (422)
+        └── NothingUnderstood              HG-1006  no symptom, disease, drug or other known term recognised (422)
 """
 
 from __future__ import annotations
@@ -461,6 +468,44 @@ class DeliveryError(RuleError):
 class UnknownSubscription(DeliveryError):
     title = "未知推送订阅 unknown webhook subscription or dead letter"
     http_status = 404
+
+
+
+class KnowledgeError(HealthGraphError):
+    code = "HG-1000"
+    title = "知识服务错误 knowledge service error"
+    http_status = 422
+
+
+class KnowledgeBaseInvalid(KnowledgeError):
+    code = "HG-1001"
+    title = "知识库文件无效 invalid knowledge file"
+    http_status = 500
+
+
+class KnowledgeImportError(KnowledgeError):
+    code = "HG-1002"
+    title = "无法读取外部知识图谱 cannot read the external knowledge graph"
+
+
+class EmptyQuestion(KnowledgeError):
+    code = "HG-1003"
+    title = "内容为空 empty input"
+
+
+class QuestionTooLong(KnowledgeError):
+    code = "HG-1004"
+    title = "内容过长 input too long"
+
+
+class NotChinese(KnowledgeError):
+    code = "HG-1005"
+    title = "请用中文描述 please describe it in Chinese"
+
+
+class NothingUnderstood(KnowledgeError):
+    code = "HG-1006"
+    title = "未能识别 nothing recognised"
 
 
 VALIDATION_ERRORS: tuple[type[ValidationError], ...] = (

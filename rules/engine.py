@@ -128,18 +128,26 @@ def evaluate(rule: Rule, rows: list[dict[str, Any]], *, as_of: dt.datetime | Non
     out = Evaluation(rule)
     by_key: dict[tuple, Finding] = {}
     extra = {**rule.constants, "as_of": _with_timezone(as_of)}
+    # A condition is a pure function of its columns: rows repeating the same values (most rows of a
+    # large pack share a few dose, supply or status combinations) are evaluated once.
+    verdicts: dict[tuple, bool | str] = {}
     for row in rows:
         when = _as_datetime(row.get(rule.at)) if rule.at else None
         if when is not None and (not rule.in_effect(when) or (since and when < since) or (until and when >= until)):
             continue
         out.rows += 1
-        thing = {c: _with_timezone(row.get(c)) for c in rule.columns}
-        thing.update(extra)
-        try:
-            held = rule.compiled.matches(thing)
-        except rule_engine.errors.EngineError as exc:
+        values = tuple(_hashable(row.get(c)) for c in rule.columns)
+        held = verdicts.get(values)
+        if held is None:
+            thing = {c: _with_timezone(row.get(c)) for c in rule.columns}
+            thing.update(extra)
+            try:
+                held = verdicts[values] = rule.compiled.matches(thing)
+            except rule_engine.errors.EngineError as exc:
+                held = verdicts[values] = exc.message
+        if isinstance(held, str):
             if len(out.errors) < MAX_EVIDENCE_ROWS:
-                out.errors.append({"row": {k: _json_value(v) for k, v in row.items()}, "error": exc.message})
+                out.errors.append({"row": {k: _json_value(v) for k, v in row.items()}, "error": held})
             continue
         if not held:
             continue

@@ -22,10 +22,14 @@ from ontology.errors import HealthGraphError, QueryParameterError
 from ontology.model import load_ontology
 from services import blood_safety, case_clusters, drug_trace, food_trace, trace_export, vaccine_safety
 from services.audit import AuditLog
+from services.console_triage import console_triage_router
 from services.directory import Directory
+from services.knowledge import QuestionAnswering
+from services.knowledge_api import knowledge_router
 from services.mpi import MasterPersonIndex
 from services.mpi_api import mpi_router
 from services.registries_api import registries_router
+from services.triage import Triage
 from services.supervision import Supervision
 from services.supervision_api import supervision_router
 from services.privacy import Guard, Viewer
@@ -292,6 +296,25 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
     app.include_router(supervision_router(supervision, lambda: state["records"], viewer, lambda: state["webhooks"]))
     app.include_router(registries_router(lambda: state["store"], lambda: state["records"], viewer))
 
+    def triage() -> Triage:
+        # Built on first use: reads the graph's knowledge and loads (or trains) the learned models.
+        with state["mpi_lock"]:
+            if "triage" not in state:
+                state["triage"] = Triage.open(state["store"], models_dir=settings.models_dir)
+            return state["triage"]
+
+    def qa() -> QuestionAnswering:
+        t = triage()
+        with state["mpi_lock"]:
+            if "qa" not in state:
+                from models.triage import load_or_train_intents
+
+                state["qa"] = QuestionAnswering(state["store"], t.parser, load_or_train_intents(t.kb, settings.models_dir))
+            return state["qa"]
+
+    app.include_router(knowledge_router(triage, qa))
+    app.include_router(console_triage_router())
+
     @app.get("/queries", tags=["graph"])
     def queries() -> list[dict[str, Any]]:
         """The named-query catalog."""
@@ -317,7 +340,8 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
             "table{border-collapse:collapse}td,th{padding:.2rem .8rem;border-bottom:1px solid #ddd}</style></head>"
             "<body><h1>HealthGraph 区域人口健康知识图谱</h1>"
             f"<p>本体 ontology v{html.escape(onto.version)} · 引擎 engine {html.escape(settings.graph_engine)} · "
-            "<a href='/docs'>API 文档 (OpenAPI)</a> · <a href='/stats'>统计 stats (JSON)</a></p>"
+            "<a href='/docs'>API 文档 (OpenAPI)</a> · <a href='/stats'>统计 stats (JSON)</a> · "
+            "<a href='/console/triage'>智能导诊 triage</a></p>"
             "<form action='/search'><input name='q' placeholder='检索 search: 医院, 儿科, 发热…' size='40'>"
             " <button>检索 Search</button></form>"
             "<h2>图谱内容 What the graph holds</h2><table><tr><th>中文</th><th>English</th><th>name</th><th>count</th></tr>"

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from ontology.errors import HealthGraphError
 from services.mpi_cli import mpi_app
+from services.knowledge_cli import ask, kb_app, triage
 from services.registries_cli import registry_app
 from services.supervision_cli import alerts_app, rules_app
 
@@ -32,6 +33,9 @@ app.add_typer(mpi_app, name="mpi")
 app.add_typer(rules_app, name="rules")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(registry_app, name="registry")
+app.add_typer(kb_app, name="kb")
+app.command("triage")(triage)
+app.command("ask")(ask)
 console = Console()
 
 
@@ -250,9 +254,11 @@ def demo(
     from services.mpi_cli import build as build_master_index
 
     build_master_index()
+    from services.knowledge_cli import kb_import
     from services.registries_cli import build as build_registries
 
     build_registries()
+    kb_import(None)
     index()
     stats()
     console.print(f"\nGround truth of planted scenarios: {s.province_dir / 'ground_truth.json'}")

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         return self.data_dir / "province"
 
     @property
+    def models_dir(self) -> Path:
+        """Learned models trained for this platform (triage department and question intent)."""
+        return self.data_dir / "models"
+
+    @property
     def quarantine_dir(self) -> Path:
         return self.data_dir / "quarantine"
 

@@ -117,6 +117,20 @@ def query_args(truth: dict, province: Path) -> dict[str, dict]:
     licensed_inst = held[held["dst_class"] == "InstitutionLicense"].iloc[0]["src"]
     registered_at = pd.read_parquet(province / "edges" / "registered_at.parquet")["dst"].value_counts().index[0]
     staff_ids = pd.read_parquet(province / "nodes" / "Practitioner.parquet")["id_number"].dropna()
+
+    def related(edge: str) -> tuple[list[str], list[str]]:
+        """Diseases with this knowledge relation, and their targets (the province carries the built-in KB)."""
+        pairs = pd.read_parquet(province / "edges" / f"{edge}.parquet").head(3)
+        return sorted(set(pairs["src"])), sorted(set(pairs["dst"]))
+
+    with_symptoms, symptoms = related("has_symptom")
+    with_drugs, drugs = related("treated_with")
+    with_checks, checks = related("checked_by")
+    with_good, good = related("good_food")
+    with_avoid, avoid = related("avoid_food")
+    with_complications, _ = related("complication")
+    with_articles = sorted(set(pd.read_parquet(province / "edges" / "about.parquet")["dst"].head(3)))
+    subjects = sorted(set(pd.read_parquet(province / "nodes" / "Department.parquet")["subject_code"]))[:3]
     return {
         "institutions_in_division": {"division_code": inst["division_code"], "cls": "Institution"},
         "encounters_of_resident": {"resident_key": enc["dst"]},
@@ -161,4 +175,26 @@ def query_args(truth: dict, province: Path) -> dict[str, dict]:
         "reactions_by_donor": {},
         "vaccinations_with_lots": {},
         "master_index_links": {},
+        # medical knowledge: triage, question answering and doctor recommendation
+        "knowledge_conditions": {},
+        "knowledge_condition_symptoms": {},
+        "knowledge_terms": {},
+        "disease_facts": {"diseases": with_symptoms},
+        "drug_facts": {"drugs": drugs or ["amoxicillin"]},
+        "disease_symptoms": {"diseases": with_symptoms},
+        "disease_drugs": {"diseases": with_drugs},
+        "disease_checks": {"diseases": with_checks},
+        "disease_good_foods": {"diseases": with_good},
+        "disease_avoid_foods": {"diseases": with_avoid},
+        "disease_complications": {"diseases": with_complications},
+        "symptom_diseases": {"terms": symptoms},
+        "drug_diseases": {"terms": drugs},
+        "check_diseases": {"terms": checks},
+        "food_good_for": {"terms": good},
+        "food_avoid_for": {"terms": avoid},
+        "articles_about": {"diseases": with_articles},
+        "practitioners_for_subjects": {"subjects": subjects},
+        "practitioner_visits": {"practitioners": pd.read_parquet(province / "edges" / "attended_by.parquet")[
+            "dst"].head(5).tolist()},
+        "division_institution_places": {"code_prefix": str(inst["division_code"])[:4]},
     }

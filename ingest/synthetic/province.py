@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ingest.knowledge import BUILTIN, write_knowledge
 from ingest.synthetic import people
 from ingest.synthetic.people import zfill
 from ingest.synthetic.writer import ProvinceWriter
+from ontology.knowledge import load_knowledge
 from ontology.identifiers import province_divisions, uscc_check_char
 from ontology.vocab import numeric, vocab
 
@@ -237,8 +239,15 @@ def departments_and_staff(p: Province) -> None:
     staff["id_number"] = people.id_numbers(staff["division_code"].to_numpy(), births.to_numpy(),
                                            rng.integers(0, 500, n) * 2 + (sex == "1"))
     staff["phone"] = people.phones(rng, n)
+    # Ratings and expertise (what appointment platforms publish) come from their own stream, so adding
+    # them left every other generated value as it was.
+    published = np.random.default_rng(n)
+    is_doctor = (staff["class"] == "Physician").to_numpy()
+    staff["rating"] = np.where(is_doctor, np.round(published.uniform(3.5, 5.0, n), 1), np.nan)
+    staff["expertise"] = [_expertise(code, published) if doc else None
+                          for code, doc in zip(staff["subject_code"], is_doctor, strict=True)]
     p.writer.add_nodes("Practitioner", staff[["key", "class", "name", "sex", "birth_date", "title", "id_number",
-                                             "phone"]].rename(columns={"key": "code"}))
+                                             "phone", "rating", "expertise"]].rename(columns={"key": "code"}))
     p.writer.add_edges("employed_by", staff["key"], staff["institution"], staff["class"],
                        inst_class.loc[staff["institution"]].to_numpy())
     in_dept = staff[staff["dept"].notna()]
@@ -668,24 +677,18 @@ def documents(p: Province) -> None:
     p.writer.add_edges("of_patient", keys, e["record"], "Document", "Resident")
 
 
+def _expertise(subject_code: str, rng: np.random.Generator) -> str | None:
+    """擅长: two or three conditions of the department's subject from the built-in knowledge base."""
+    names = [c.name for c in load_knowledge().conditions if c.subject_code == subject_code]
+    if not names:
+        return None
+    picked = rng.choice(names, size=min(3, len(names)), replace=False)
+    return "擅长" + "、".join(picked) + "的诊治"
+
+
 def reference_data(p: Province) -> None:
-    icd = vocab("icd10")
-    disease = pd.DataFrame({"code": icd["code"], "name": icd["name_zh"], "name_en": icd["name_en"],
-                            "subject_code": icd["subject_code"],
-                            "notifiable_class": icd["notifiable_class"].replace("", None),
-                            "report_limit_hours": numeric(icd, "report_limit_hours", np.nan)})
-    p.writer.add_nodes("Disease", disease)
-    drugs = vocab("drugs")
-    p.writer.add_nodes("Drug", pd.DataFrame({
-        "code": drugs["code"], "name": drugs["name_zh"], "name_en": drugs["name_en"], "atc": drugs["atc"],
-        "drug_class": drugs["drug_class"], "unit": drugs["unit"],
-        "max_daily_dose": numeric(drugs, "max_daily_dose", np.nan),
-        "pregnancy_contraindicated": drugs["pregnancy_contraindicated"] == "true",
-        "min_age": numeric(drugs, "min_age", 0).astype(int)}))
-    tests = vocab("lab_tests")
-    p.writer.add_nodes("LabTest", pd.DataFrame({"code": tests["code"], "name": tests["name_zh"],
-                                                "name_en": tests["name_en"],
-                                                "recognition_days": numeric(tests, "recognition_days", 30).astype(int)}))
+    kb = load_knowledge()
+    write_knowledge(p.writer, list(kb.conditions), kb, source=BUILTIN, with_builtin=True)
     vac = vocab("vaccines")
     p.writer.add_nodes("Vaccine", pd.DataFrame({"code": vac["code"], "name": vac["name_zh"], "name_en": vac["name_en"]}))
     food = vocab("food_products")

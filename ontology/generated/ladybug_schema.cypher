@@ -1,7 +1,7 @@
 // GENERATED FROM THE ONTOLOGY — do not edit; run `healthgraph ontology generate`.
 // ontology: https://healthgraph.example/ontology
 // version: 0.1.0
-// source sha256: b8b4ee0ba026445a70e8b4fb107ee817c38a55a170d61b0329886b1c360bb40a
+// source sha256: b96aa2ac1ef8023252a8d33d9df26663bae1d59f983672d6a863b7b806c8687a
 CREATE NODE TABLE IF NOT EXISTS AdverseEvent(key STRING, class STRING, category STRING, occurred_at TIMESTAMP, reported_at TIMESTAMP, serious BOOLEAN, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Alert(key STRING, class STRING, acknowledged_at TIMESTAMP, acknowledged_by STRING, alert_evidence STRING, alert_history STRING, alert_state STRING, alert_subjects STRING[], closed_at TIMESTAMP, closed_by STRING, code STRING, dedup_key STRING, event_at TIMESTAMP, explanation STRING, last_seen TIMESTAMP, legal_basis STRING, message STRING, message_en STRING, occurred_at TIMESTAMP, occurrences INT64, pack_id STRING, reason STRING, rule_id STRING, rule_version STRING, severity STRING, status STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Appointment(key STRING, class STRING, attendance STRING, occurred_at TIMESTAMP, slot_at TIMESTAMP, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
@@ -14,45 +14,52 @@ CREATE NODE TABLE IF NOT EXISTS Consent(key STRING, class STRING, data_category 
 CREATE NODE TABLE IF NOT EXISTS Delivery(key STRING, class STRING, code STRING, occurred_at TIMESTAMP, quantity DOUBLE, unit STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Department(key STRING, class STRING, code STRING, name STRING, name_en STRING, subject_code STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Diagnosis(key STRING, class STRING, icd10_code STRING, is_primary BOOLEAN, occurred_at TIMESTAMP, reported_at TIMESTAMP, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
-CREATE NODE TABLE IF NOT EXISTS Disease(key STRING, class STRING, code STRING, name STRING, name_en STRING, notifiable_class STRING, report_limit_hours INT64, subject_code STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
+CREATE NODE TABLE IF NOT EXISTS Disease(key STRING, class STRING, affects_sex STRING, cause STRING, code STRING, cost STRING, course STRING, cure_rate STRING, description STRING, diet_advice STRING, insurance_covered BOOLEAN, kb_departments STRING[], kb_source STRING, max_age INT64, min_age INT64, name STRING, name_en STRING, notifiable_class STRING, nursing STRING, prevalence DOUBLE, prevention STRING, report_limit_hours INT64, subject_code STRING, susceptible STRING, symptom_weights STRING, synonyms STRING[], transmission STRING, treatment STRING, urgency STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Division(key STRING, class STRING, code STRING, level STRING, name STRING, name_en STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Document(key STRING, class STRING, doc_type STRING, occurred_at TIMESTAMP, source_id STRING, source_system STRING, title_text STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Drug(key STRING, class STRING, atc STRING, code STRING, drug_class STRING, manufacturer STRING, max_daily_dose DOUBLE, min_age INT64, name STRING, name_en STRING, pregnancy_contraindicated BOOLEAN, unit STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Encounter(key STRING, class STRING, ended_at TIMESTAMP, occurred_at TIMESTAMP, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Exposure(key STRING, class STRING, occurred_at TIMESTAMP, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
+CREATE NODE TABLE IF NOT EXISTS Food(key STRING, class STRING, code STRING, kb_source STRING, name STRING, name_en STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS FoodLot(key STRING, class STRING, code STRING, expires_on DATE, recalled BOOLEAN, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS FoodProduct(key STRING, class STRING, code STRING, name STRING, name_en STRING, pathogen STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS FoodSample(key STRING, class STRING, code STRING, occurred_at TIMESTAMP, pathogen STRING, positive BOOLEAN, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS IdentityEvent(key STRING, class STRING, action STRING, actor STRING, change STRING, event_id STRING, masters STRING[], occurred_at TIMESTAMP, reason STRING, records STRING[], batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS IngestBatch(key STRING, class STRING, accepted INT64, quarantined INT64, received INT64, batch_id STRING, content_hash INT64, ingested_at TIMESTAMP, source STRING, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Institution(key STRING, class STRING, address STRING, beds INT64, division_code STRING, grade STRING, latitude DOUBLE, longitude DOUBLE, name STRING, name_en STRING, uscc STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
+CREATE NODE TABLE IF NOT EXISTS KnowledgeArticle(key STRING, class STRING, body STRING, code STRING, kb_source STRING, name STRING, name_en STRING, topic STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS LabResult(key STRING, class STRING, abnormal BOOLEAN, occurred_at TIMESTAMP, source_id STRING, source_system STRING, unit STRING, value DOUBLE, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS LabTest(key STRING, class STRING, code STRING, name STRING, name_en STRING, recognition_days INT64, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS License(key STRING, class STRING, code STRING, licensed_subjects STRING[], practice_scope STRING[], registration_status STRING, status STRING, valid_from DATE, valid_to DATE, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS MasterPerson(key STRING, class STRING, address STRING, birth_date DATE, division_code STRING, id_number STRING, master_id STRING, name STRING, phone STRING, sex STRING, status STRING, survivorship STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS PersonLink(key STRING, class STRING, evidence STRING, link_id STRING, linked_at TIMESTAMP, match_weight DOUBLE, origin STRING, probability DOUBLE, state STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
-CREATE NODE TABLE IF NOT EXISTS Practitioner(key STRING, class STRING, birth_date DATE, code STRING, id_number STRING, name STRING, phone STRING, qualification_category STRING, qualification_code STRING, sex STRING, status STRING, title STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
+CREATE NODE TABLE IF NOT EXISTS Practitioner(key STRING, class STRING, birth_date DATE, code STRING, expertise STRING, id_number STRING, name STRING, phone STRING, qualification_category STRING, qualification_code STRING, rating DOUBLE, sex STRING, status STRING, title STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Prescription(key STRING, class STRING, occurred_at TIMESTAMP, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS PrescriptionItem(key STRING, class STRING, daily_dose DOUBLE, days_supply INT64, exception_reason STRING, source_id STRING, source_system STRING, trace_code STRING, unit STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS RegistryEvent(key STRING, class STRING, action STRING, actor STRING, change STRING, event_id STRING, occurred_at TIMESTAMP, reason STRING, registry STRING, subjects STRING[], batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Resident(key STRING, class STRING, address STRING, birth_date DATE, division_code STRING, id_number STRING, name STRING, phone STRING, pregnant BOOLEAN, sex STRING, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS SourceSystem(key STRING, class STRING, code STRING, name STRING, trust INT64, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
-CREATE NODE TABLE IF NOT EXISTS Symptom(key STRING, class STRING, code STRING, name STRING, name_en STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
+CREATE NODE TABLE IF NOT EXISTS Symptom(key STRING, class STRING, body_part STRING, code STRING, kb_source STRING, name STRING, name_en STRING, synonyms STRING[], batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Transfusion(key STRING, class STRING, occurred_at TIMESTAMP, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS TransfusionReaction(key STRING, class STRING, occurred_at TIMESTAMP, reaction_type STRING, reported_at TIMESTAMP, serious BOOLEAN, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Vaccination(key STRING, class STRING, dose_number INT64, occurred_at TIMESTAMP, source_id STRING, source_system STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS Vaccine(key STRING, class STRING, code STRING, name STRING, name_en STRING, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
 CREATE NODE TABLE IF NOT EXISTS VaccineLot(key STRING, class STRING, code STRING, expires_on DATE, manufacturer STRING, recalled BOOLEAN, batch_id STRING, content_hash INT64, PRIMARY KEY(key));
+CREATE REL TABLE IF NOT EXISTS about(FROM KnowledgeArticle TO Disease, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS at_institution(FROM BloodDonation TO Institution, FROM Encounter TO Institution, FROM Exposure TO Institution, FROM FoodSample TO Institution, FROM Vaccination TO Institution, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS attended_by(FROM Encounter TO Practitioner, FROM Prescription TO Practitioner, FROM Vaccination TO Practitioner, batch_id STRING);
+CREATE REL TABLE IF NOT EXISTS avoid_food(FROM Disease TO Food, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS broader(FROM Concept TO Concept, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS carries(FROM Delivery TO FoodLot, batch_id STRING);
+CREATE REL TABLE IF NOT EXISTS checked_by(FROM Disease TO LabTest, batch_id STRING);
+CREATE REL TABLE IF NOT EXISTS complication(FROM Disease TO Disease, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS delivered_from(FROM Delivery TO Institution, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS delivered_to(FROM Delivery TO Institution, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS derived_from(FROM BloodUnit TO BloodDonation, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS employed_by(FROM Practitioner TO Institution, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS exposed_to(FROM Exposure TO FoodLot, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS following(FROM AdverseEvent TO Vaccination, batch_id STRING);
+CREATE REL TABLE IF NOT EXISTS good_food(FROM Disease TO Food, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS granted_to(FROM Consent TO Institution, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS has_symptom(FROM Disease TO Symptom, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS holds_license(FROM Institution TO License, FROM Practitioner TO License, batch_id STRING);
@@ -79,6 +86,7 @@ CREATE REL TABLE IF NOT EXISTS registered_at(FROM License TO Institution, batch_
 CREATE REL TABLE IF NOT EXISTS resides_in(FROM Resident TO Division, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS sample_of(FROM FoodSample TO FoodLot, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS stored_at(FROM BloodUnit TO Institution, batch_id STRING);
+CREATE REL TABLE IF NOT EXISTS treated_with(FROM Disease TO Drug, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS with_lot(FROM Vaccination TO VaccineLot, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS within(FROM Division TO Division, batch_id STRING);
 CREATE REL TABLE IF NOT EXISTS works_in(FROM Practitioner TO Department, batch_id STRING);

@@ -1,7 +1,7 @@
 // GENERATED FROM THE ONTOLOGY — do not edit; run `healthgraph ontology generate`.
 // ontology: https://healthgraph.example/ontology
 // version: 0.1.0
-// source sha256: b8b4ee0ba026445a70e8b4fb107ee817c38a55a170d61b0329886b1c360bb40a
+// source sha256: b96aa2ac1ef8023252a8d33d9df26663bae1d59f983672d6a863b7b806c8687a
 CREATE CONSTRAINT adverseevent_key IF NOT EXISTS FOR (n:AdverseEvent) REQUIRE n.key IS UNIQUE;
 CREATE INDEX adverseevent_class IF NOT EXISTS FOR (n:AdverseEvent) ON (n.class);
 CREATE CONSTRAINT alert_key IF NOT EXISTS FOR (n:Alert) REQUIRE n.key IS UNIQUE;
@@ -45,6 +45,8 @@ CREATE CONSTRAINT encounter_key IF NOT EXISTS FOR (n:Encounter) REQUIRE n.key IS
 CREATE INDEX encounter_class IF NOT EXISTS FOR (n:Encounter) ON (n.class);
 CREATE CONSTRAINT exposure_key IF NOT EXISTS FOR (n:Exposure) REQUIRE n.key IS UNIQUE;
 CREATE INDEX exposure_class IF NOT EXISTS FOR (n:Exposure) ON (n.class);
+CREATE CONSTRAINT food_key IF NOT EXISTS FOR (n:Food) REQUIRE n.key IS UNIQUE;
+CREATE INDEX food_class IF NOT EXISTS FOR (n:Food) ON (n.class);
 CREATE CONSTRAINT foodlot_key IF NOT EXISTS FOR (n:FoodLot) REQUIRE n.key IS UNIQUE;
 CREATE INDEX foodlot_class IF NOT EXISTS FOR (n:FoodLot) ON (n.class);
 CREATE CONSTRAINT foodproduct_key IF NOT EXISTS FOR (n:FoodProduct) REQUIRE n.key IS UNIQUE;
@@ -59,6 +61,8 @@ CREATE CONSTRAINT institution_key IF NOT EXISTS FOR (n:Institution) REQUIRE n.ke
 CREATE INDEX institution_class IF NOT EXISTS FOR (n:Institution) ON (n.class);
 CREATE INDEX institution_division_code IF NOT EXISTS FOR (n:Institution) ON (n.division_code);
 CREATE INDEX institution_uscc IF NOT EXISTS FOR (n:Institution) ON (n.uscc);
+CREATE CONSTRAINT knowledgearticle_key IF NOT EXISTS FOR (n:KnowledgeArticle) REQUIRE n.key IS UNIQUE;
+CREATE INDEX knowledgearticle_class IF NOT EXISTS FOR (n:KnowledgeArticle) ON (n.class);
 CREATE CONSTRAINT labresult_key IF NOT EXISTS FOR (n:LabResult) REQUIRE n.key IS UNIQUE;
 CREATE INDEX labresult_class IF NOT EXISTS FOR (n:LabResult) ON (n.class);
 CREATE CONSTRAINT labtest_key IF NOT EXISTS FOR (n:LabTest) REQUIRE n.key IS UNIQUE;

@@ -1,7 +1,7 @@
 # GENERATED FROM THE ONTOLOGY — do not edit; run `healthgraph ontology generate`.
 # ontology: https://healthgraph.example/ontology
 # version: 0.1.0
-# source sha256: b8b4ee0ba026445a70e8b4fb107ee817c38a55a170d61b0329886b1c360bb40a
+# source sha256: b96aa2ac1ef8023252a8d33d9df26663bae1d59f983672d6a863b7b806c8687a
 
 """Typed record classes generated from ontology/healthgraph.ttl."""
 
@@ -262,12 +262,33 @@ class Disease(Record):
     ontology_class: ClassVar[str] = "Disease"
     table: ClassVar[str] = "Disease"
     key_properties: ClassVar[tuple[str, ...]] = ('code',)
+    affects_sex: Literal['1', '2'] | None = None
+    cause: str | None = None
     code: str
+    cost: str | None = None
+    course: str | None = None
+    cure_rate: str | None = None
+    description: str | None = None
+    diet_advice: str | None = None
+    insurance_covered: bool | None = None
+    kb_departments: list[str] | None = None
+    kb_source: str | None = None
+    max_age: int | None = None
+    min_age: int | None = None
     name: str | None = None
     name_en: str | None = None
     notifiable_class: Literal['A', 'B', 'C'] | None = None
+    nursing: str | None = None
+    prevalence: float | None = None
+    prevention: str | None = None
     report_limit_hours: int | None = None
     subject_code: str | None = None
+    susceptible: str | None = None
+    symptom_weights: str | None = None
+    synonyms: list[str] | None = None
+    transmission: str | None = None
+    treatment: str | None = None
+    urgency: Literal['emergency', 'urgent', 'routine'] | None = None
 
 class Division(Record):
     """行政区划 Administrative division."""
@@ -339,6 +360,17 @@ class Exposure(Record):
     occurred_at: dt.datetime
     source_id: str
     source_system: str
+
+class Food(Record):
+    """食物 Food."""
+
+    ontology_class: ClassVar[str] = "Food"
+    table: ClassVar[str] = "Food"
+    key_properties: ClassVar[tuple[str, ...]] = ('code',)
+    code: str
+    kb_source: str | None = None
+    name: str
+    name_en: str | None = None
 
 class FoodBusiness(Institution):
     """食品经营主体 Food business."""
@@ -476,6 +508,19 @@ class InstitutionLicense(License):
     code: str  # required on InstitutionLicense
     valid_from: dt.date  # required on InstitutionLicense
 
+class KnowledgeArticle(Record):
+    """健康教育文章 Health-education article."""
+
+    ontology_class: ClassVar[str] = "KnowledgeArticle"
+    table: ClassVar[str] = "KnowledgeArticle"
+    key_properties: ClassVar[tuple[str, ...]] = ('code',)
+    body: str | None = None
+    code: str
+    kb_source: str | None = None
+    name: str
+    name_en: str | None = None
+    topic: Literal['膳食指南', '中医治未病', '用药服务', '计划生育', '预防接种', '分级诊疗', '健康教育'] | None = None
+
 class LabResult(Record):
     """检验检查结果 Lab result."""
 
@@ -525,11 +570,13 @@ class Practitioner(Record):
     key_properties: ClassVar[tuple[str, ...]] = ('code',)
     birth_date: dt.date | None = None
     code: str
+    expertise: str | None = None
     id_number: str | None = None
     name: str
     phone: str | None = None
     qualification_category: Literal['clinical', 'tcm', 'dental', 'public_health', 'nursing', 'pharmacy'] | None = None
     qualification_code: str | None = None
+    rating: float | None = None
     sex: Literal['0', '1', '2', '9'] | None = None
     status: str | None = None
     title: Literal['resident', 'attending', 'associate_chief', 'chief'] | None = None
@@ -686,9 +733,12 @@ class Symptom(Record):
     ontology_class: ClassVar[str] = "Symptom"
     table: ClassVar[str] = "Symptom"
     key_properties: ClassVar[tuple[str, ...]] = ('code',)
+    body_part: str | None = None
     code: str
+    kb_source: str | None = None
     name: str | None = None
     name_en: str | None = None
+    synonyms: list[str] | None = None
 
 class TownshipHealthCenter(HealthcareInstitution):
     """乡镇卫生院 Township health centre."""
@@ -787,6 +837,7 @@ RECORD_CLASSES: dict[str, type[Record]] = {
     "EmergencyEncounter": EmergencyEncounter,
     "Encounter": Encounter,
     "Exposure": Exposure,
+    "Food": Food,
     "FoodBusiness": FoodBusiness,
     "FoodDistributor": FoodDistributor,
     "FoodLot": FoodLot,
@@ -801,6 +852,7 @@ RECORD_CLASSES: dict[str, type[Record]] = {
     "InpatientEncounter": InpatientEncounter,
     "Institution": Institution,
     "InstitutionLicense": InstitutionLicense,
+    "KnowledgeArticle": KnowledgeArticle,
     "LabResult": LabResult,
     "LabTest": LabTest,
     "License": License,
