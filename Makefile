@@ -14,10 +14,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# pycanon (an independent check of the anonymiser) pins numpy 2.0 and older scipy: it lives in its own venv.
+PYCANON := .venv-pycanon/.installed-stamp
+$(PYCANON):
+	$(PYTHON) -m venv .venv-pycanon
+	.venv-pycanon/bin/python -m pip install --quiet "pycanon==1.3.6"
+	touch $(PYCANON)
+
 demo: install                  ## generate a province, load it, serve API + console on 127.0.0.1:8000
 	$(BIN)/healthgraph demo
 
-test: install                  ## lint, then the test suite (benchmarks excluded)
+test: install $(PYCANON)       ## lint, then the test suite (benchmarks excluded)
 	$(BIN)/ruff check graph ontology ingest services rules search models tests benchmarks
 	$(BIN)/python -m pytest
 

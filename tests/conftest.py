@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -198,3 +199,42 @@ def query_args(truth: dict, province: Path) -> dict[str, dict]:
             "dst"].head(5).tolist()},
         "division_institution_places": {"code_prefix": str(inst["division_code"])[:4]},
     }
+
+
+PYCANON_PYTHON = Path(os.environ.get("HEALTHGRAPH_PYCANON_PYTHON",
+                                     Path(__file__).resolve().parents[1] / ".venv-pycanon" / "bin" / "python"))
+_PYCANON_SCRIPT = """
+import json, sys
+import pandas as pd
+from pycanon import anonymity as a
+frame = pd.read_csv(sys.argv[1], dtype=str, keep_default_na=False)
+quasi, sensitive = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+out = {"k": int(a.k_anonymity(frame, quasi))}
+if sensitive:
+    out["l_entropy"] = float(a.entropy_l_diversity(frame, quasi, sensitive))
+    out["t"] = float(a.t_closeness(frame, quasi, sensitive))
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="session")
+def pycanon(tmp_path_factory: pytest.TempPathFactory):
+    """pycanon's measures of a released table, computed in its own venv (`make test` makes .venv-pycanon):
+    its wheel pins numpy 2.0 and older scipy, which cannot share the project's environment."""
+    import json
+    import subprocess
+
+    if not PYCANON_PYTHON.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {PYCANON_PYTHON} is missing: `make test` creates it", pytrace=False)
+        pytest.skip(f"pycanon's venv {PYCANON_PYTHON} is missing (run `make test` to create it)")
+    folder = tmp_path_factory.mktemp("pycanon")
+
+    def measure(frame: Any, quasi: list[str], sensitive: list[str] | None = None) -> dict[str, float]:
+        path = folder / "released.csv"
+        frame.astype(str).to_csv(path, index=False)
+        done = subprocess.run([str(PYCANON_PYTHON), "-c", _PYCANON_SCRIPT, str(path), json.dumps(quasi),
+                               json.dumps(sensitive or [])], capture_output=True, text=True, timeout=600, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    return measure
