@@ -59,6 +59,11 @@ bench-engines: install         ## both graph engines and both search engines, si
 bench-trace: install           ## food trace-back on a 57k-station, 300k-delivery supply network
 	$(BIN)/python benchmarks/bench_trace.py
 
+.PHONY: bench-knowledge
+bench-knowledge: install       ## triage accuracy, red flags, latency, knowledge search; the learned models vs a baseline
+	$(BIN)/python benchmarks/bench_knowledge.py --residents 10000
+	$(BIN)/python benchmarks/bench_triage_models.py
+
 .PHONY: bench-rules
 bench-rules: install           ## supervision core pack backtest, per-rule times: 100k on LadybugDB, 30k on both engines
 	$(BIN)/python benchmarks/bench_rules.py --residents 100000

@@ -31,7 +31,7 @@ from typing import Any
 from graph.store import GraphStore
 from ingest.load import LoadReport, Progress, load_folder
 from ingest.reference import condition_row, disease_frame, drug_frame, lab_test_frame, stable_code
-from ingest.synthetic.writer import ProvinceWriter
+from ingest.writer import ProvinceWriter
 from ontology.errors import KnowledgeImportError
 from ontology.knowledge import Condition, KnowledgeBase, SymptomWeight, load_knowledge
 

@@ -34,6 +34,10 @@ from search.analyzer import Analyzer, default_analyzer
 from search.spec import FieldKind, IndexSpec, as_list
 
 EMPTY_FIELD = "\u2205"
+MAX_ANALYZED_CHARS = 2_000
+"""Characters of a text field that are indexed (the whole text is still stored and returned): long
+knowledge texts (a disease's causes, nursing notes) say what they are about early, and segmenting
+all of them made indexing a knowledge graph several times slower."""
 """Stands in for a missing or empty text field: the analyzer never emits it, so it never matches.
 
 Lucene counts, per field, only the documents that have it (BM25's N and average length); tantivy
@@ -255,7 +259,8 @@ class SearchIndex(ABC):
     def _prepare(self, doc: dict[str, Any]) -> Prepared:
         spec = self.spec
         doc_id, values = spec.project(doc)
-        text = {f.name: self.analyzer.analyze(values.get(f.name)) or EMPTY_FIELD for f in spec.of_kind(FieldKind.TEXT)}
+        text = {f.name: self.analyzer.analyze((values.get(f.name) or "")[:MAX_ANALYZED_CHARS]) or EMPTY_FIELD
+                for f in spec.of_kind(FieldKind.TEXT)}
         keywords = {n: as_list(v) for n, v in values.items() if spec.field(n).kind is FieldKind.KEYWORD}
         integers = {n: v for n, v in values.items() if spec.field(n).kind is FieldKind.INTEGER}
         dates = {n: _as_datetime(v) for n, v in values.items() if spec.field(n).kind is FieldKind.DATE}
@@ -271,11 +276,13 @@ class SearchIndex(ABC):
         return doc
 
     def _highlights(self, doc: dict[str, Any], tokens: list[str]) -> dict[str, str]:
-        wanted = set(tokens)
         out = {}
         for f in self.spec.of_kind(FieldKind.TEXT):
             text = doc.get(f.name)
-            matched = wanted.intersection(self.analyzer.tokens(text)) if text else set()
+            # Mark the query's tokens where they occur; re-segmenting every hit's long text (jieba, in
+            # Python) cost far more than the search itself.
+            normalised = unicodedata.normalize("NFKC", text).lower() if text else ""
+            matched = {t for t in tokens if t in normalised}
             snippet = highlight(text, matched) if matched else None
             if snippet:
                 out[f.name] = snippet

@@ -21,7 +21,6 @@ from graph import QUERIES, GraphStore
 from ontology.errors import HealthGraphError, QueryParameterError
 from ontology.model import load_ontology
 from services import blood_safety, case_clusters, drug_trace, food_trace, trace_export, vaccine_safety
-from services.audit import AuditLog
 from services.console_triage import console_triage_router
 from services.directory import Directory
 from services.knowledge import QuestionAnswering
@@ -63,7 +62,7 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         own = store is None
         state["store"] = store or settings.open_graph(onto)
-        state["records"] = Records(state["store"], Guard(onto), AuditLog(settings.audit_path))
+        state["records"] = Records(state["store"], Guard(onto), settings.audit_log())
         state["directory"] = Directory.open(settings, state["store"])
         state["mpi_lock"] = threading.Lock()
         state["webhooks"] = settings.webhooks()
@@ -307,9 +306,7 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
         t = triage()
         with state["mpi_lock"]:
             if "qa" not in state:
-                from models.triage import load_or_train_intents
-
-                state["qa"] = QuestionAnswering(state["store"], t.parser, load_or_train_intents(t.kb, settings.models_dir))
+                state["qa"] = QuestionAnswering(state["store"], t.parser, t.models.intent)
             return state["qa"]
 
     app.include_router(knowledge_router(triage, qa))

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from ontology.errors import HealthGraphError
 from services.mpi_cli import mpi_app
+from services.audit_cli import audit_app
 from services.knowledge_cli import ask, kb_app, triage
 from services.registries_cli import registry_app
 from services.supervision_cli import alerts_app, rules_app
@@ -34,6 +35,7 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(registry_app, name="registry")
 app.add_typer(kb_app, name="kb")
+app.add_typer(audit_app, name="audit")
 app.command("triage")(triage)
 app.command("ask")(ask)
 console = Console()
@@ -231,7 +233,8 @@ def serve(
 
     s = _settings()
     host, port = host or s.host, port or s.port
-    console.print(f"API  http://{host}:{port}/docs   console  http://{host}:{port}/")
+    console.print(f"API  http://{host}:{port}/docs   console  http://{host}:{port}/   "
+                  f"triage  http://{host}:{port}/console/triage")
     uvicorn.run(create_app(s), host=host, port=port, log_level="warning")
 
 
@@ -254,11 +257,12 @@ def demo(
     from services.mpi_cli import build as build_master_index
 
     build_master_index()
-    from services.knowledge_cli import kb_import
+    from services.knowledge_cli import kb_import, kb_train
     from services.registries_cli import build as build_registries
 
     build_registries()
     kb_import(None)
+    kb_train()
     index()
     stats()
     console.print(f"\nGround truth of planted scenarios: {s.province_dir / 'ground_truth.json'}")

@@ -75,7 +75,7 @@ class QuestionAnswering:
         if not allowed:
             raise NothingUnderstood("没有识别出疾病、症状、药品、检查或食物 no disease, symptom, drug, check or food "
                                     "recognised in the question", text=question[:100])
-        proba = self.intents.predict_proba(question)
+        proba = dict(zip(self.intents.classes_, self.intents.predict_proba([complaint])[0], strict=True))
         intent, confidence = max(((i, p) for i, p in proba.items() if i in allowed), key=lambda ip: (ip[1], ip[0]))
         answer = self._answer(intent, terms)
         return {"question": question, "intent": intent, "intent_confidence": round(confidence, 3),

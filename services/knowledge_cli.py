@@ -54,10 +54,14 @@ def kb_train() -> None:
     from ontology.knowledge import load_knowledge
     from services.settings import Settings
 
-    models = train_default(load_knowledge(), Settings().models_dir)
+    out = Settings().models_dir / "triage"
+    with console.status("training the department and intent models"):
+        models = train_default(load_knowledge(), out)
     for model in models:
         card = model.card()
-        console.print(f"[green]✓[/] {card.get('model')}: {card.get('metrics')}")
+        held = next(iter(card.get("metrics", {}).values()), {})
+        console.print(f"[green]✓[/] {model.kind} model: held-out accuracy {held.get('accuracy', float('nan')):.3f}, "
+                      f"top-3 {held.get('top3_accuracy', float('nan')):.3f} · card {out / f'{model.kind}.card.json'}")
 
 
 def triage(
@@ -102,7 +106,6 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="print the whole answer as JSON")] = False,
 ) -> None:
     """医学问答 Answer a medical question from the knowledge graph, citing its facts."""
-    from models.triage import load_or_train_intents
     from services.knowledge import QuestionAnswering
     from services.settings import Settings
     from services.triage import Triage
@@ -111,7 +114,7 @@ def ask(
 
     def build(store: Any) -> QuestionAnswering:
         t = Triage.open(store, models_dir=models_dir)
-        return QuestionAnswering(store, t.parser, load_or_train_intents(t.kb, models_dir))
+        return QuestionAnswering(store, t.parser, t.models.intent)
 
     answer = with_service(build, lambda qa: qa.ask(question))
     if as_json:

@@ -81,3 +81,14 @@ class Settings(BaseSettings):
     @property
     def audit_path(self) -> Path:
         return self.data_dir / "audit" / "access.jsonl"
+
+    @property
+    def audit_key_path(self) -> Path:
+        """The SM2 key that signs the audit log's checkpoints (created on first use, mode 0600)."""
+        return self.data_dir / "keys" / "audit-sm2.pem"
+
+    def audit_log(self) -> Any:
+        """The access audit: an SM3 hash chain with SM2-signed checkpoints that fails closed."""
+        from services.security import ChainedAuditLog, SM2KeyPair
+
+        return ChainedAuditLog(self.audit_path, SM2KeyPair.load(self.audit_key_path, create=True))

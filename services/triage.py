@@ -44,9 +44,15 @@ OUT_OF_RANGE = 0.05
 """Prior factor for a condition outside its age range or for the other sex (rare, not impossible)."""
 CLARIFY_BELOW = 0.5
 """Ask a clarifying question when the leading condition's probability is below this."""
-CLASSIFIER_SHARE = 0.4
-"""Weight of the learned department classifier against the conditions' departments."""
+CLASSIFIER_SHARE = 0.6
+"""Weight of the learned department classifier against the conditions' departments: chosen on
+generated complaints held out from training (top-1 0.93 at 0, 0.97 at 0.6–0.8, 0.965 at 1), never on
+the labelled test set."""
 EMERGENCY_SUBJECT = "20"
+INTERNAL_MEDICINE, PAEDIATRICS = "03", "07"
+PAEDIATRIC_AGE = 14
+"""Children under 14 with an internal-medicine condition go to 儿科: the age up to which Chinese
+hospitals' paediatric departments usually take children (a local policy may set another age)."""
 RECOMMEND_WEIGHTS = {"distance": 0.35, "popularity": 0.25, "rating": 0.25, "grade": 0.15}
 """How doctors are ranked; every recommendation shows each part."""
 GRADE_SCORE = {"3A": 1.0, "3B": 0.9, "3C": 0.85, "2A": 0.7, "2B": 0.6, "2C": 0.55, "1A": 0.4, "1B": 0.35,
@@ -124,6 +130,7 @@ class Triage:
         self.models_dir = models_dir
         self._parser, self._classifier = parser, classifier
         self._model: KnowledgeModel | None = None
+        self._models: Any = None
         self._lock = threading.Lock()
         subjects = vocab("clinical_subjects")
         self.subject_names = {r.code: (r.name_zh, r.name_en) for r in subjects.itertuples()}
@@ -150,13 +157,20 @@ class Triage:
             return self._parser
 
     @property
-    def classifier(self) -> Any:
+    def models(self) -> Any:
+        """The learned department and intent models (trained on the knowledge base when missing or stale)."""
         with self._lock:
-            if self._classifier is None and self.models_dir is not None:
+            if self._models is None:
                 from models.triage import load_or_train
 
-                self._classifier = load_or_train(self.kb, self.models_dir)
-            return self._classifier
+                self._models = load_or_train(self.kb, self.models_dir / "triage")
+            return self._models
+
+    @property
+    def classifier(self) -> Any:
+        if self._classifier is None and self.models_dir is not None:
+            self._classifier = self.models.department
+        return self._classifier
 
     def _graph_terms(self) -> dict[str, dict[str, str]]:
         """Names the graph knows beyond the built-in knowledge base (an imported knowledge graph)."""
@@ -206,7 +220,7 @@ class Triage:
             raise NothingUnderstood("没有识别出症状，请换种说法描述哪里不舒服 no symptom recognised; please say "
                                     "where it hurts or what feels wrong", text=text[:100])
         ranked = self.rank(present, denied, age, sex, pregnant)
-        departments = self.departments(ranked, text)
+        departments = self.departments(ranked, complaint, age)
         top = ranked[0]["probability"] if ranked else 0.0
         question = self.clarifying_question(ranked, present, denied) if top < CLARIFY_BELOW else None
         urgent = any(r["urgency"] in ("emergency", "urgent") and r["probability"] >= 0.2 for r in ranked[:3])
@@ -238,10 +252,11 @@ class Triage:
             return None
         if rf.min_age_months is not None and (months is None or months < rf.min_age_months):
             return None
-        if rf.min_temperature is not None:
-            t = complaint.temperature_c
-            if t is None or t < rf.min_temperature:
-                return None
+        if rf.min_temperature is not None and complaint.temperature_c is not None \
+                and complaint.temperature_c < rf.min_temperature:
+            # A fever reported without a number counts as reaching the threshold: for a young infant,
+            # missing a real fever costs far more than an emergency visit that was not needed.
+            return None
         for group in rf.all_of:
             if set(group) <= present:
                 return "症状 symptoms: " + "、".join(group)
@@ -300,16 +315,19 @@ class Triage:
         return out
 
     # ------------------------------------------------------------------ 3. departments
-    def departments(self, ranked: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    def departments(self, ranked: list[dict[str, Any]], complaint: Any, age_years: float | None = None
+                    ) -> list[dict[str, Any]]:
         mass: dict[str, float] = defaultdict(float)
         why: dict[str, list[str]] = defaultdict(list)
+        child = age_years is not None and age_years < PAEDIATRIC_AGE
         for r in ranked:
-            mass[r["subject_code"]] += r["probability"]
+            subject = PAEDIATRICS if child and r["subject_code"] == INTERNAL_MEDICINE else r["subject_code"]
+            mass[subject] += r["probability"]
             if r["probability"] >= 0.05:
-                why[r["subject_code"]].append(f"{r['name']} ({r['probability']:.0%})")
+                why[subject].append(f"{r['name']} ({r['probability']:.0%})")
         learned: dict[str, float] = {}
         if self.classifier is not None:
-            learned = dict(self.classifier.top(text, k=5))
+            learned = {r.label: r.probability for r in self.classifier.top(complaint, k=5)}
         share = CLASSIFIER_SHARE if learned else 0.0
         scores = {s: (1 - share) * mass.get(s, 0.0) + share * learned.get(s, 0.0) for s in {*mass, *learned}}
         total = sum(scores.values()) or 1.0

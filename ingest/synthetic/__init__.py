@@ -1,7 +1,7 @@
 """The synthetic province generator: ``generate(out, residents=10_000, seed=7)``.
 
 Deterministic for a seed and size; writes the folder layout documented in
-``ingest/synthetic/writer.py`` with a ground truth of everything it planted.
+``ingest/writer.py`` with a ground truth of everything it planted.
 """
 
 from __future__ import annotations

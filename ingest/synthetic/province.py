@@ -23,7 +23,7 @@ import pandas as pd
 from ingest.knowledge import BUILTIN, write_knowledge
 from ingest.synthetic import people
 from ingest.synthetic.people import zfill
-from ingest.synthetic.writer import ProvinceWriter
+from ingest.writer import ProvinceWriter
 from ontology.knowledge import load_knowledge
 from ontology.identifiers import province_divisions, uscc_check_char
 from ontology.vocab import numeric, vocab

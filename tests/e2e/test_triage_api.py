@@ -70,9 +70,12 @@ def test_ordinary_complaints_rank_the_condition_and_its_department(client: TestC
     assert top["why"]["matched_symptoms"] and top["why"]["fit"]
 
 
-def test_doctors_come_from_the_graph_ranked_by_a_shown_mix(client: TestClient) -> None:
+def test_doctors_come_from_the_graph_ranked_by_a_shown_mix(client: TestClient, province: Path) -> None:
+    import pandas as pd
+
+    division = pd.read_parquet(province / "nodes" / "Institution.parquet")["division_code"].iloc[0]
     code = next(c.code for c in KB.conditions if c.urgency == "routine")
-    r = client.post("/triage", json={"text": _complaint_for(code), "division": "330106", "doctors": 5}).json()
+    r = client.post("/triage", json={"text": _complaint_for(code), "division": division, "doctors": 5}).json()
     doctors = r["doctors"]
     assert doctors, "the generated province has physicians in every subject's departments"
     assert [d["score"] for d in doctors] == sorted((d["score"] for d in doctors), reverse=True)

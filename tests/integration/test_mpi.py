@@ -291,7 +291,7 @@ def test_api_match_register_review_and_coded_errors(mpi: MasterPersonIndex, mpi_
     from fastapi.testclient import TestClient
 
     from services.api import create_app
-    from services.audit import AuditLog
+    from services.security import iter_events
     from services.settings import Settings
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("mpi-api"))
@@ -331,7 +331,7 @@ def test_api_match_register_review_and_coded_errors(mpi: MasterPersonIndex, mpi_
         assert stream == sorted(stream) and history[-1]["event"] == stream[-1], "events in order, newest last"
         after = client.get("/mpi/events", params={"since": stream[-2]}).json()
         assert [e["event"] for e in after] == stream[-1:]
-    audit = AuditLog(settings.audit_path).events()
+    audit = list(iter_events(settings.audit_path))
     mine = [e for e in audit if e["agent"]["who"] == "clerk-7"]
     assert {e["action"] for e in mine} >= {"trace:mpi:match", "trace:mpi:register", "trace:mpi:pix"}
     assert any(e["outcome"] == "failure" for e in mine), "failed requests are audited too"

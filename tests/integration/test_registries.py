@@ -17,7 +17,7 @@ from ontology.identifiers import id_check_char, uscc_check_char
 from ontology.model import Ontology
 from ontology.vocab import vocab
 from services.api import create_app
-from services.audit import AuditLog
+from services.security import iter_events
 from services.registries import Registries, scope_subjects, vocab_systems
 from services.settings import Settings
 
@@ -343,7 +343,7 @@ def test_routes_mask_identifiers_and_audit_reads(graph: GraphStore, reg: Registr
         assert client.get("/registry/terminology/nope/concepts/A00").json()["code"] == "HG-0802"
         history = client.get("/registry/history/T0000020", headers=headers).json()
         assert [e["actor"] for e in history] == ["inspector-3"]
-    events = [e for e in AuditLog(settings.audit_path).events() if e["agent"]["who"] == "inspector-3"]
+    events = [e for e in list(iter_events(settings.audit_path)) if e["agent"]["who"] == "inspector-3"]
     assert ("trace:registry:read", "Practitioner/T0000020", "success") in \
         {(e["action"], e["entity"], e["outcome"]) for e in events}
     assert any(e["action"] == "trace:registry:register" for e in events)
