@@ -36,8 +36,10 @@ from ontology.errors import KnowledgeImportError
 from ontology.knowledge import Condition, KnowledgeBase, SymptomWeight, load_knowledge
 
 BUILTIN = "builtin"
-DEFAULT_SYMPTOM_WEIGHT = 0.5
-"""External knowledge graphs list symptoms without frequencies: each counts as 'often'."""
+DEFAULT_SYMPTOM_WEIGHT = 0.3
+"""External knowledge graphs list symptoms without frequencies: each counts as 'sometimes' (0.3),
+weaker evidence than the built-in knowledge base's estimates (chosen with triage's prior scale on
+generated complaints held out from training; see services/triage.py)."""
 DEFAULT_PREVALENCE = 0.001
 
 DEPARTMENT_SUBJECTS = {
