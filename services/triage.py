@@ -267,6 +267,8 @@ class Triage:
         for group in rf.all_of:
             if set(group) <= present:
                 return "症状 symptoms: " + "、".join(group)
+        if rf.min_temperature is not None and complaint.temperature_c is None:
+            return None  # "体温正常": a temperature word without a number is no fever
         for phrase in rf.phrases:
             at = complaint.text.find(phrase)
             if at >= 0 and not self._negated_phrase(complaint.text, at):

@@ -53,3 +53,16 @@ def test_look_alikes_raise_no_red_flag(triage: Triage) -> None:
 def test_every_red_flag_cites_its_clinical_basis_and_advises_emergency_care(rf) -> None:
     assert rf.basis and ("120" in rf.advice or "急诊" in rf.advice)
     assert rf.advice_en and rf.title_en
+
+
+@pytest.mark.parametrize(("text", "fires"), [
+    ("一个月的宝宝发烧了", True),             # a reported fever without a number counts (NICE NG143: < 3 months)
+    ("两个月宝宝烧到38.2度", True),
+    ("宝宝两个月，体温37.2", False),            # measured below 38 °C
+    ("宝宝一个月，有点鼻塞，体温正常", False),    # a temperature word is not a fever
+    ("孩子两岁，发烧38.5度", False),            # outside the age window
+])
+def test_infant_fever_needs_the_age_window_and_a_fever(triage: Triage, text: str, fires: bool) -> None:
+    complaint = triage.parser.parse(text)
+    fired = {f["id"] for f in triage.red_flags(complaint, complaint.age_years)}
+    assert ("RF-INFANT-FEVER" in fired) is fires, (text, complaint.age_years, complaint.temperature_c, fired)
