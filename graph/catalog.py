@@ -489,17 +489,28 @@ QUERIES: dict[str, NamedQuery] = {
         NamedQuery(
             "repeat_tests_across_institutions",
             "跨机构重复检查 Results of one test for one person (master index) at two institutions, earlier first",
+            # Per person and test first, then pairs: matching both chains in one pattern made the
+            # engine hold every pair of a person's results before filtering (LadybugDB's buffer pool
+            # ran out from 30k residents on).
             """MATCH (m:MasterPerson)<-[:link_master]-(la:PersonLink)-[:link_record]->(ra:Resident)
                      <-[:of_patient]-(ea:Encounter)<-[:in_encounter]-(a:LabResult)-[:of_test]->(t:LabTest),
-                     (m)<-[:link_master]-(lb:PersonLink)-[:link_record]->(rb:Resident)
-                     <-[:of_patient]-(eb:Encounter)<-[:in_encounter]-(b:LabResult)-[:of_test]->(t),
-                     (ea)-[:at_institution]->(ia:Institution), (eb)-[:at_institution]->(ib:Institution)
-               WHERE la.state = 'MATCH' AND lb.state = 'MATCH' AND ia.key <> ib.key
-                     AND a.occurred_at < b.occurred_at
+                     (ea)-[:at_institution]->(ia:Institution)
+               WHERE la.state = 'MATCH'
+               WITH m, t, collect({result: a.key, at: a.occurred_at, institution: ia.key, encounter: ea.key,
+                                   encounter_class: ea.class}) AS done
+               WHERE size(done) > 1
+               UNWIND done AS x
+               UNWIND done AS y
+               WITH m, t, x, y
+               WHERE x.institution <> y.institution AND x.at < y.at
                RETURN m.key AS master_id, t.key AS test, t.name AS test_name, t.recognition_days AS recognition_days,
-                      a.key AS first_result, a.occurred_at AS first_at, ia.key AS first_institution,
-                      b.key AS second_result, b.occurred_at AS second_at, ib.key AS second_institution,
-                      ea.key AS first_encounter, eb.key AS second_encounter, eb.class AS second_encounter_class""",
+                      x.result AS first_result, x.at AS first_at, x.institution AS first_institution,
+                      y.result AS second_result, y.at AS second_at, y.institution AS second_institution,
+                      x.encounter AS first_encounter, y.encounter AS second_encounter,
+                      y.encounter_class AS second_encounter_class""",
+            columns={"first_result": "string", "first_at": "dateTime", "first_institution": "string",
+                     "second_result": "string", "second_at": "dateTime", "second_institution": "string",
+                     "first_encounter": "string", "second_encounter": "string", "second_encounter_class": "string"},
         ),
         NamedQuery(
             "overlapping_inpatient_stays",
