@@ -499,15 +499,15 @@ QUERIES: dict[str, NamedQuery] = {
                WITH m, t, collect({result: a.key, at: a.occurred_at, institution: ia.key, encounter: ea.key,
                                    encounter_class: ea.class}) AS done
                WHERE size(done) > 1
-               UNWIND done AS x
-               UNWIND done AS y
-               WITH m, t, x, y
-               WHERE x.institution <> y.institution AND x.at < y.at
+               UNWIND done AS earlier
+               UNWIND done AS later
+               WITH m, t, earlier, later
+               WHERE earlier.institution <> later.institution AND earlier.at < later.at
                RETURN m.key AS master_id, t.key AS test, t.name AS test_name, t.recognition_days AS recognition_days,
-                      x.result AS first_result, x.at AS first_at, x.institution AS first_institution,
-                      y.result AS second_result, y.at AS second_at, y.institution AS second_institution,
-                      x.encounter AS first_encounter, y.encounter AS second_encounter,
-                      y.encounter_class AS second_encounter_class""",
+                      earlier.result AS first_result, earlier.at AS first_at, earlier.institution AS first_institution,
+                      later.result AS second_result, later.at AS second_at, later.institution AS second_institution,
+                      earlier.encounter AS first_encounter, later.encounter AS second_encounter,
+                      later.encounter_class AS second_encounter_class""",
             columns={"first_result": "string", "first_at": "dateTime", "first_institution": "string",
                      "second_result": "string", "second_at": "dateTime", "second_institution": "string",
                      "first_encounter": "string", "second_encounter": "string", "second_encounter_class": "string"},

@@ -1,6 +1,10 @@
 """The HTTP API (FastAPI). ``create_app()`` builds it; ``healthgraph serve`` runs it on 127.0.0.1.
 
 Errors are JSON with a stable code: ``{"code": "HG-0205", "title": ..., "message": ..., "details": ...}``.
+
+Access control: every route declares a permission (``**permit(...)``) and one application-wide dependency
+(:meth:`services.access.web.Gate.enforce`) authenticates the bearer token, checks the purpose of use, calls
+:func:`services.access.authorise` and audits the decision. See docs/privacy.md.
 """
 
 from __future__ import annotations
@@ -10,9 +14,10 @@ import html
 import threading
 from contextlib import asynccontextmanager
 from dataclasses import asdict
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
@@ -21,6 +26,9 @@ from graph import QUERIES, GraphStore
 from ontology.errors import HealthGraphError, QueryParameterError
 from ontology.model import load_ontology
 from services import blood_safety, case_clusters, drug_trace, food_trace, trace_export, vaccine_safety
+from services.access import Forbidden, Permission
+from services.access.facts import GraphFacts
+from services.access.web import Gate, auth_router, declare, permit
 from services.console_triage import console_triage_router
 from services.directory import Directory
 from services.knowledge import QuestionAnswering
@@ -52,17 +60,21 @@ class CountRow(BaseModel):
     count: int
 
 
-def create_app(settings: Settings | None = None, *, store: GraphStore | None = None) -> FastAPI:
-    """The application; pass ``store`` to serve an already-open graph (tests do)."""
+def create_app(settings: Settings | None = None, *, store: GraphStore | None = None,
+               clock: Callable[[], float] | None = None) -> FastAPI:
+    """The application; pass ``store`` to serve an already-open graph (tests do), ``clock`` to fake time."""
     settings = settings or Settings()
     onto = load_ontology()
     state: dict[str, Any] = {}
+    guard = Guard(onto)
+    access = settings.access(clock)
+    gate = Gate(access, lambda: state["records"].audit, GraphFacts(lambda: state["store"], lambda: guard, access.store))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         own = store is None
         state["store"] = store or settings.open_graph(onto)
-        state["records"] = Records(state["store"], Guard(onto), settings.audit_log())
+        state["records"] = Records(state["store"], guard, settings.audit_log())
         state["directory"] = Directory.open(settings, state["store"])
         state["mpi_lock"] = threading.Lock()
         state["webhooks"] = settings.webhooks()
@@ -73,7 +85,9 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
             state["store"].close()
 
     app = FastAPI(title="HealthGraph 区域人口健康知识图谱", version=API_VERSION, lifespan=lifespan,
-                  description="Typed population-health knowledge graph governed by an OWL ontology.")
+                  description="Typed population-health knowledge graph governed by an OWL ontology.",
+                  dependencies=[Depends(gate.enforce)])  # every route, whatever router it comes from
+    app.state.access = access
 
     @app.exception_handler(HealthGraphError)
     async def on_error(_: Request, exc: HealthGraphError) -> JSONResponse:
@@ -85,16 +99,23 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
         return JSONResponse(err.to_dict(), status_code=422)
 
     def viewer(request: Request) -> Viewer:
-        # Identity and roles arrive with the privacy work; the caller is recorded as given.
-        return Viewer(user=request.headers.get("x-healthgraph-user", "anonymous"),
-                      purpose=request.headers.get("x-purpose-of-use", "operations"))
+        """The caller as the gate established it (role, purpose and labels)."""
+        return request.state.viewer
 
-    @app.get("/health", response_model=Health, tags=["platform"])
+    def unrestricted(icd10: str | None, request: Request) -> None:
+        # cases of a restricted diagnosis name the people who have it
+        label = guard.restriction_of_prefix(icd10)
+        if label and label not in viewer(request).labels:
+            raise Forbidden(f"受限诊断需要 {label} 授权 a restricted diagnosis needs the {label} right", label=label)
+
+    app.include_router(auth_router(gate, lambda: settings.audit_path))
+
+    @app.get("/health", **permit(Permission.PUBLIC), response_model=Health, tags=["platform"])
     def health() -> Health:
         """Liveness and what is running."""
         return Health(status="ok", engine=settings.graph_engine, ontology_version=onto.version)
 
-    @app.get("/stats", response_model=list[CountRow], tags=["platform"])
+    @app.get("/stats", **permit(Permission.PUBLIC), response_model=list[CountRow], tags=["platform"])
     def stats() -> list[CountRow]:
         """Node count per class and edge count per edge type, with zh/en labels."""
         rows = []
@@ -104,7 +125,7 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
             rows.append(CountRow(name=name, zh=label.zh, en=label.en, kind=kind, count=n))
         return rows
 
-    @app.get("/ontology/classes", tags=["ontology"])
+    @app.get("/ontology/classes", **permit(Permission.PUBLIC), tags=["ontology"])
     def classes() -> list[dict[str, Any]]:
         """Classes with labels, parent, storage table, key and properties."""
         return [{"name": c.name, "zh": c.label.zh, "en": c.label.en, "parent": c.parent, "table": c.table,
@@ -113,44 +134,44 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
                  "properties": sorted(p for p, prop in onto.properties_of(c.name).items() if not prop.system)}
                 for c in onto.classes.values()]
 
-    @app.get("/ontology/properties", tags=["ontology"])
+    @app.get("/ontology/properties", **permit(Permission.PUBLIC), tags=["ontology"])
     def properties() -> list[dict[str, Any]]:
         """Data properties with datatype, domain, sensitivity, allowed values and the basis cited."""
         return [{"name": p.name, "zh": p.label.zh, "en": p.label.en, "datatype": p.datatype, "list": p.is_list,
                  "domain": sorted(p.domain), "sensitivity": p.sensitivity, "allowed_values": list(p.allowed_values),
                  "pattern": p.pattern, "system": p.system, "basis": p.basis} for p in onto.properties.values()]
 
-    @app.get("/ontology/edges", tags=["ontology"])
+    @app.get("/ontology/edges", **permit(Permission.PUBLIC), tags=["ontology"])
     def edges() -> list[dict[str, Any]]:
         """Edge types with domain and range."""
         return [{"name": e.name, "zh": e.label.zh, "en": e.label.en, "domain": sorted(e.domain),
                  "range": sorted(e.range), "functional": e.functional} for e in onto.edges.values()]
 
-    @app.get("/nodes/{cls}/{key:path}/neighbours", tags=["graph"])
+    @app.get("/nodes/{cls}/{key:path}/neighbours", **permit(Permission.READ_PERSONAL), tags=["graph"])
     def neighbours(cls: str, key: str, request: Request, edge: str | None = None,
                    limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
         """Nodes one edge away (both directions)."""
         return state["records"].neighbours(cls, key, viewer(request), edge=edge, limit=limit)
 
-    @app.get("/nodes/{cls}/{key:path}/paths", tags=["graph"])
+    @app.get("/nodes/{cls}/{key:path}/paths", **permit(Permission.READ_PERSONAL), tags=["graph"])
     def paths(cls: str, key: str, request: Request, max_hops: int = Query(2, ge=1, le=4),
               limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
         """Nodes reachable within ``max_hops`` edges (no edge repeated), nearest first."""
         return state["records"].paths(cls, key, viewer(request), max_hops=max_hops, limit=limit)
 
-    @app.get("/nodes/{cls}/{key:path}", tags=["graph"])
+    @app.get("/nodes/{cls}/{key:path}", **permit(Permission.READ_PERSONAL), tags=["graph"])
     def node(cls: str, key: str, request: Request) -> dict[str, Any]:
         """One node by class and key (a class includes its subclasses); identifiers are masked."""
         return state["records"].get(cls, key, viewer(request))
 
-    @app.get("/search", tags=["search"])
+    @app.get("/search", **permit(Permission.PUBLIC), tags=["search"])
     def search_all(q: str = Query(..., min_length=1, description="检索词 words, Chinese or English"),
                    size: int = Query(5, ge=1, le=50)) -> dict[str, Any]:
         """检索 Directory and knowledge search: best hits per class (institutions, practitioners,
         departments, diseases, symptoms, drugs, checks, vaccines, foods, divisions)."""
         return state["directory"].search(q, size=size)
 
-    @app.get("/search/{table}", tags=["search"])
+    @app.get("/search/{table}", **permit(Permission.PUBLIC), tags=["search"])
     def search_table(table: str, q: str | None = None,
                      filter: Annotated[list[str] | None, Query(description="field:value, repeatable")] = None,
                      facet: Annotated[list[str] | None, Query(description="keyword fields to count")] = None,
@@ -165,7 +186,7 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
         result = state["directory"].search_table(table, q, filters=filters, facets=facet or [], page=page, size=size)
         return asdict(result)
 
-    @app.get("/trace/blood/lookback/{din}", tags=["traceability"])
+    @app.get("/trace/blood/lookback/{din}", **permit(Permission.TRACE), tags=["traceability"])
     def blood_lookback(din: str, request: Request, as_of: dt.date | None = None,
                        months: int = Query(blood_safety.LOOKBACK_MONTHS, ge=1, le=120)) -> dict[str, Any]:
         """献血者追溯 Lookback from a reactive donation: earlier donations in the window, each unit
@@ -174,7 +195,7 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
                                        lambda: blood_safety.lookback(state["store"], din, as_of=as_of, months=months))
         return found.to_dict()
 
-    @app.get("/trace/blood/lookback/{din}/graph", tags=["traceability"])
+    @app.get("/trace/blood/lookback/{din}/graph", **permit(Permission.TRACE), tags=["traceability"])
     def blood_lookback_graph(din: str, request: Request, as_of: dt.date | None = None,
                              format: Literal["graphml", "json"] = "graphml") -> Response:
         """The lookback as a graph for other tools: GraphML or node-link JSON."""
@@ -183,27 +204,27 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
         text, media = trace_export.serialise(trace_export.lookback_graph(found), format)
         return Response(text, media_type=media)
 
-    @app.get("/trace/blood/inventory", tags=["traceability"])
+    @app.get("/trace/blood/inventory", **permit(Permission.TRACE_AGGREGATE), tags=["traceability"])
     def blood_inventory(as_of: dt.date | None = None,
                         warn_days: int = Query(blood_safety.EXPIRY_WARNING_DAYS, ge=0, le=60)) -> dict[str, Any]:
         """血液库存与效期 Units in stock per store, component and ABO/Rh; expired units still in stock;
         units about to expire; labels beyond the component's storage limit (WS 399-2012)."""
         return blood_safety.inventory(state["store"], as_of=as_of, warn_days=warn_days)
 
-    @app.get("/trace/blood/reaction-clusters", tags=["traceability"])
+    @app.get("/trace/blood/reaction-clusters", **permit(Permission.TRACE_AGGREGATE), tags=["traceability"])
     def blood_reaction_clusters(min_reactions: int = Query(blood_safety.CLUSTER_MIN_REACTIONS, ge=2),
                                 window_days: int = Query(blood_safety.CLUSTER_WINDOW_DAYS, ge=1)) -> dict[str, Any]:
         """输血反应聚集 Transfusion reactions sharing a unit, a donor, or a facility in a window."""
         return blood_safety.reaction_clusters(state["store"], min_reactions=min_reactions, window_days=window_days)
 
-    @app.get("/trace/blood/traceback/{recipient:path}", tags=["traceability"])
+    @app.get("/trace/blood/traceback/{recipient:path}", **permit(Permission.TRACE), tags=["traceability"])
     def blood_traceback(recipient: str, request: Request, as_of: dt.date | None = None) -> dict[str, Any]:
         """受血者溯源 Traceback from a recipient: transfusions → units → donations → donors, with
         each donor's other recipients."""
         return state["records"].trace(viewer(request), "traceback", "Resident", recipient,
                                       lambda: blood_safety.traceback(state["store"], recipient, as_of=as_of))
 
-    @app.get("/trace/food/back", tags=["traceability"])
+    @app.get("/trace/food/back", **permit(Permission.TRACE), tags=["traceability"])
     def food_trace_back(request: Request, since: dt.datetime, until: dt.datetime, icd10: str | None = None,
                         case: Annotated[list[str] | None, Query(description="resident record keys")] = None,
                         shelf_days: int = Query(food_trace.SHELF_DAYS, ge=1, le=365),
@@ -217,6 +238,7 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
         """食源性疾病溯源 Trace-back from cases (a list, or an ICD-10 code in a period): stations,
         lots and deliveries ranked by the (weighted) share of cases whose backward trace reaches them,
         with negative controls, cross-contamination and kill steps as options."""
+        unrestricted(icd10, request)
         weights = {}
         for w in weight or []:
             key, sep, value = w.rpartition(":")
@@ -232,13 +254,13 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
                                                                     top=top, weights=weights, controls=control,
                                                                     cross_contamination=cross, kill=kill))
 
-    @app.get("/trace/food/plausibility", tags=["traceability"])
+    @app.get("/trace/food/plausibility", **permit(Permission.TRACE_AGGREGATE), tags=["traceability"])
     def food_plausibility(since: dt.datetime, until: dt.datetime) -> dict[str, Any]:
         """追溯数据核查 Checks of the trace data: deliveries out of order, lots sent on in larger
         quantity than received, likely duplicate stations. Reported, never fixed silently."""
         return food_trace.plausibility(state["store"], start=since, end=until)
 
-    @app.get("/trace/food/forward-graph/{lot:path}", tags=["traceability"])
+    @app.get("/trace/food/forward-graph/{lot:path}", **permit(Permission.TRACE), tags=["traceability"])
     def food_trace_forward_graph(lot: str, request: Request, since: dt.datetime, until: dt.datetime,
                                  format: Literal["graphml", "json"] = "graphml") -> Response:
         """The trace-forward as a graph for other tools: GraphML or node-link JSON."""
@@ -247,30 +269,31 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
         text, media = trace_export.serialise(trace_export.forward_graph(found), format)
         return Response(text, media_type=media)
 
-    @app.get("/trace/food/forward/{lot:path}", tags=["traceability"])
+    @app.get("/trace/food/forward/{lot:path}", **permit(Permission.TRACE), tags=["traceability"])
     def food_trace_forward(lot: str, request: Request, since: dt.datetime, until: dt.datetime) -> dict[str, Any]:
         """食品召回追踪 Trace-forward from a suspect lot: deliveries, stations reached, exposed residents."""
         return state["records"].trace(viewer(request), "food-forward", "FoodLot", lot,
                                       lambda: food_trace.trace_forward(state["store"], lot, start=since, end=until))
 
-    @app.get("/trace/cases/clusters", tags=["traceability"])
-    def case_space_time_clusters(since: dt.datetime, until: dt.datetime,
+    @app.get("/trace/cases/clusters", **permit(Permission.TRACE_AGGREGATE), tags=["traceability"])
+    def case_space_time_clusters(request: Request, since: dt.datetime, until: dt.datetime,
                                  icd10: str = Query(..., min_length=1, description="ICD-10 code or prefix, e.g. A0"),
                                  max_days: int = Query(7, ge=1, le=60),
                                  replications: int = Query(999, ge=9, le=9999)) -> dict[str, Any]:
         """病例时空聚集 Prospective space-time permutation scan (Kulldorff 2005) of a diagnosis's cases
         by county and day: clusters still going on at the end of the period, with p-values."""
+        unrestricted(icd10, request)
         return case_clusters.case_clusters(state["store"], icd10=icd10, since=since, until=until, max_days=max_days,
                                            replications=replications)
 
-    @app.get("/trace/vaccine/lots", tags=["traceability"])
+    @app.get("/trace/vaccine/lots", **permit(Permission.TRACE_AGGREGATE), tags=["traceability"])
     def vaccine_lots(alpha: float = Query(vaccine_safety.ALPHA, gt=0, lt=1),
                      min_events: int = Query(vaccine_safety.MIN_EVENTS, ge=1)) -> dict[str, Any]:
         """疫苗批号安全 AEFI per vaccine lot with rates, and the lots whose rate departs from the
         vaccine's other lots (aggregate counts only: no personal data)."""
         return vaccine_safety.lot_signals(state["store"], alpha=alpha, min_events=min_events)
 
-    @app.get("/trace/drug/repeats", tags=["traceability"])
+    @app.get("/trace/drug/repeats", **permit(Permission.TRACE_AGGREGATE), tags=["traceability"])
     def drug_repeats() -> dict[str, Any]:
         """药品追溯码重复 Trace codes dispensed more than once (resold, swapped or fake packs), with
         every dispensing: where and when (no personal data)."""
@@ -311,20 +334,19 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
 
     app.include_router(knowledge_router(triage, qa))
     app.include_router(console_triage_router())
+    declare(app.routes, "/console/", Permission.PUBLIC)  # the console page: static HTML calling /triage and /ask
 
-    @app.get("/queries", tags=["graph"])
+    @app.get("/queries", **permit(Permission.PUBLIC), tags=["graph"])
     def queries() -> list[dict[str, Any]]:
         """The named-query catalog."""
         return [{"name": q.name, "description": q.description, "params": q.params} for q in QUERIES.values()]
 
-    @app.post("/queries/{name}", tags=["graph"])
+    @app.post("/queries/{name}", **permit(Permission.QUERY), tags=["graph"])
     def run_query(name: str, request: Request, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run a named query with JSON parameters."""
-        v = viewer(request)
-        state["records"].audit.record(v, "query", f"query/{name}", "attempt", params=params or {})
-        return state["store"].query(name, **(params or {}))
+        return state["records"].query(name, params or {}, viewer(request))
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @app.get("/", **permit(Permission.PUBLIC), response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:
         counts = state["store"].counts()
         rows = "".join(

@@ -14,9 +14,11 @@ from rich.table import Table
 
 from ontology.errors import HealthGraphError
 from services.mpi_cli import mpi_app
+from services.access_cli import access_app
 from services.audit_cli import audit_app
 from services.knowledge_cli import ask, kb_app, triage
 from services.registries_cli import registry_app
+from services.research_cli import research_app
 from services.supervision_cli import alerts_app, rules_app
 
 app = typer.Typer(help="HealthGraph 区域人口健康知识图谱 — regional population-health knowledge graph.",
@@ -36,6 +38,8 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(registry_app, name="registry")
 app.add_typer(kb_app, name="kb")
 app.add_typer(audit_app, name="audit")
+app.add_typer(access_app, name="access")
+app.add_typer(research_app, name="export")
 app.command("triage")(triage)
 app.command("ask")(ask)
 console = Console()

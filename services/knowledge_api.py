@@ -13,6 +13,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from services.access import Permission
+from services.access.web import permit
 from services.knowledge import QuestionAnswering
 from services.triage import Triage
 
@@ -38,7 +40,7 @@ class Question(BaseModel):
 def knowledge_router(triage: Callable[[], Triage], qa: Callable[[], QuestionAnswering]) -> APIRouter:
     router = APIRouter(tags=["triage and knowledge"])
 
-    @router.post("/triage")
+    @router.post("/triage", **permit(Permission.PUBLIC))
     def assess(body: Complaint) -> dict[str, Any]:
         """智能导诊 Guided triage: red flags first, then ranked conditions (not a diagnosis), departments
         top-3 with confidence, a clarifying question when unsure, and doctors nearby — each explained."""
@@ -46,7 +48,7 @@ def knowledge_router(triage: Callable[[], Triage], qa: Callable[[], QuestionAnsw
                                latitude=body.latitude, longitude=body.longitude, division=body.division,
                                doctors=body.doctors)
 
-    @router.post("/ask")
+    @router.post("/ask", **permit(Permission.PUBLIC))
     def ask(body: Question) -> dict[str, Any]:
         """医学知识问答 Medical question answering; every answer cites the graph facts it comes from, and
         says "I don't know" when the graph has none."""

@@ -2,8 +2,8 @@
 
 Every service that returns personal data passes it through ``Guard.release``; the rules come
 from the ontology's sensitivity annotations (identifiers masked, restricted diagnoses hidden
-from viewers without the right). Authentication, roles, purpose of use and consent arrive with
-the privacy work; until then every caller is an unprivileged operator.
+from viewers without the right). Who the viewer is, their role, purpose of use and labels are
+established by :mod:`services.access` before any route runs.
 """
 
 from __future__ import annotations
@@ -64,6 +64,17 @@ class Guard:
                 return name
         return None
 
+    def restriction_of_prefix(self, prefix: str | None) -> str | None:
+        """The sensitivity label of any code starting with ``prefix`` (``F2`` covers F20–F29: psychiatric)."""
+        if not prefix:
+            return None
+        digits = "0123456789"
+        for tail in ("", *digits, *(a + b for a in digits for b in digits)):
+            label = self.restriction(prefix + tail)
+            if label:
+                return label
+        return None
+
     def release(self, record: dict[str, Any], viewer: Viewer) -> dict[str, Any]:
         """A copy of one node's properties that the viewer may see."""
         cls = record.get("class", "")
@@ -71,7 +82,7 @@ class Guard:
         label = self.restriction(record.get("icd10_code")) or (
             self.restriction(record.get("key")) if cls == "Disease" else None)
         if label and label not in viewer.labels:
-            keep = {"key", "class"}
+            keep = {"class"} if cls == "Disease" else {"key", "class"}  # a disease's key is its ICD-10 code
             return {**{k: v for k, v in record.items() if k in keep},
                     "restricted": label, "message": "受限信息 restricted: 需要相应授权 requires the matching right"}
         out = {}
@@ -82,3 +93,12 @@ class Guard:
             else:
                 out[k] = v
         return out
+
+    def release_row(self, row: dict[str, Any], viewer: Viewer) -> dict[str, Any]:
+        """A query result row, withheld whole when a code in it is a restricted diagnosis the viewer may not see."""
+        for name, value in row.items():
+            if isinstance(value, str) and ("icd10" in name or name in ("code", "disease", "diagnosis")):
+                label = self.restriction(value)
+                if label and label not in viewer.labels:
+                    return {"restricted": label, "message": "受限信息 restricted: 需要相应授权 requires the matching right"}
+        return row

@@ -38,13 +38,39 @@ class Records:
 
     def neighbours(self, cls: str, key: str, viewer: Viewer, *, edge: str | None = None,
                    limit: int = 100) -> list[dict[str, Any]]:
+        """Nodes one edge away; another person's records among them are withheld (class and edge only)."""
         rows = self._audited(viewer, "neighbours", cls, key,
                              lambda: self.store.neighbours(cls, key, edge=edge, limit=limit))
-        return [self.guard.release(r, viewer) for r in rows]
+        return self._around(cls, key, rows, viewer)
 
     def paths(self, cls: str, key: str, viewer: Viewer, *, max_hops: int = 2, limit: int = 100) -> list[dict[str, Any]]:
-        return self._audited(viewer, "paths", cls, key,
+        """Nodes within ``max_hops``; another person's records among them are withheld."""
+        rows = self._audited(viewer, "paths", cls, key,
                              lambda: self.store.paths(cls, key, max_hops=max_hops, limit=limit))
+        return self._around(cls, key, rows, viewer)
+
+    def _around(self, cls: str, key: str, rows: list[dict[str, Any]], viewer: Viewer) -> list[dict[str, Any]]:
+        from services.access.facts import scoped
+
+        visible = scoped(self.store, self.guard, cls, key)
+        return [self.guard.release(r, viewer) if visible(r) else
+                {**{k: v for k, v in r.items() if k in ("direction", "edge", "class", "hops")},
+                 "withheld": "他人记录 another person's record"} for r in rows]
+
+    def query(self, name: str, params: dict[str, Any], viewer: Viewer) -> list[dict[str, Any]]:
+        """A named query, audited; rows naming a restricted diagnosis the viewer may not see are withheld."""
+        rows = self._audited_always(viewer, "query", f"query/{name}", lambda: self.store.query(name, **params),
+                                    params=params)
+        return [self.guard.release_row(r, viewer) for r in rows]
+
+    def _audited_always(self, viewer: Viewer, action: str, entity: str, fn: Any, **detail: Any) -> Any:
+        try:
+            result = fn()
+        except HealthGraphError as exc:
+            self.audit.record(viewer, action, entity, "failure", code=exc.code, **detail)
+            raise
+        self.audit.record(viewer, action, entity, "success", **detail)
+        return result
 
     def trace(self, viewer: Viewer, kind: str, cls: str, key: str, fn: Any) -> Any:
         """An investigation that reads linked personal data (lookback, traceback): audited like a read

@@ -15,6 +15,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from graph import GraphStore
+from services.access import Permission
+from services.access.web import permit
 from services.privacy import Viewer
 from services.records import Records
 from services.registries import Registries
@@ -112,14 +114,14 @@ def registries_router(store: Callable[[], GraphStore], records: Callable[[], Rec
         return records().guard.release(row, viewer(request))
 
     # ---------------------------------------------------------------- practitioners
-    @router.post("/practitioners")
+    @router.post("/practitioners", **permit(Permission.REGISTRY_WRITE))
     def register_practitioner(body: PractitionerIn, request: Request) -> dict[str, Any]:
         """注册 Register a practitioner with a licence, or update one registered under the same code."""
         who = viewer(request).user
         return audited(request, "register", "Practitioner", body.code or "?",
                        lambda: reg().practitioners.register(body.record(), actor=who, reason=body.reason))
 
-    @router.patch("/practitioners/{code}")
+    @router.patch("/practitioners/{code}", **permit(Permission.REGISTRY_WRITE))
     def update_practitioner(code: str, body: PractitionerIn, request: Request) -> dict[str, Any]:
         """变更注册 Change fields of a practitioner or their licence."""
         who = viewer(request).user
@@ -127,12 +129,12 @@ def registries_router(store: Callable[[], GraphStore], records: Callable[[], Rec
         return audited(request, "update", "Practitioner", code,
                        lambda: reg().practitioners.update(code, changes, actor=who, reason=body.reason))
 
-    @router.get("/practitioners/duplicates")
+    @router.get("/practitioners/duplicates", **permit(Permission.REGISTRY_READ))
     def practitioner_duplicates(request: Request) -> list[dict[str, Any]]:
         """Likely duplicate practitioners (keys, rule and score; no identifiers)."""
         return audited(request, "duplicates", "Practitioner", "*", lambda: reg().practitioners.duplicates())
 
-    @router.get("/practitioners")
+    @router.get("/practitioners", **permit(Permission.REGISTRY_READ))
     def find_practitioners(request: Request, id_number: str | None = None, name: str | None = None,
                            licence: str | None = None, limit: int = Query(10, ge=1, le=100)) -> list[dict[str, Any]]:
         """Look practitioners up by licence number, resident id number (exact) or name (similar)."""
@@ -143,14 +145,14 @@ def registries_router(store: Callable[[], GraphStore], records: Callable[[], Rec
         return audited(request, "find", "Practitioner", "query",
                        lambda: reg().practitioners.find(id_number=id_number, name=name, limit=limit))
 
-    @router.get("/practitioners/{code}")
+    @router.get("/practitioners/{code}", **permit(Permission.REGISTRY_READ))
     def practitioner(code: str, request: Request, as_of: dt.date | None = None) -> dict[str, Any]:
         """A practitioner (identifiers masked), their licences with the status in force, employers."""
         found = audited(request, "read", "Practitioner", code, lambda: reg().practitioners.get(code, as_of=as_of))
         return {**found, "practitioner": release(found["practitioner"], request)}
 
     # ---------------------------------------------------------------- licences and history
-    @router.post("/licences/{licence}/status")
+    @router.post("/licences/{licence}/status", **permit(Permission.REGISTRY_WRITE))
     def licence_status(licence: str, body: StatusChange, request: Request) -> dict[str, Any]:
         """Suspend, revoke, expire or reinstate a licence (practice or institution)."""
         who = viewer(request).user
@@ -158,20 +160,20 @@ def registries_router(store: Callable[[], GraphStore], records: Callable[[], Rec
                        lambda: reg().set_licence_status(licence, body.status, actor=who, reason=body.reason,
                                                         valid_to=body.valid_to))
 
-    @router.get("/history/{subject:path}")
+    @router.get("/history/{subject:path}", **permit(Permission.REGISTRY_READ))
     def history(subject: str, request: Request) -> list[dict[str, Any]]:
         """Every registry change concerning an entry: who, when, why and which fields (no values)."""
         return audited(request, "history", "RegistryEvent", subject, lambda: reg().history(subject))
 
     # ---------------------------------------------------------------- institutions
-    @router.post("/institutions")
+    @router.post("/institutions", **permit(Permission.REGISTRY_WRITE))
     def register_institution(body: InstitutionIn, request: Request) -> dict[str, Any]:
         """注册 Register an institution (USCC checked, GB 32100-2015) and its licence, or update it."""
         who = viewer(request).user
         return audited(request, "register", "Institution", body.uscc or "?",
                        lambda: reg().institutions.register(body.record(), actor=who, reason=body.reason))
 
-    @router.patch("/institutions/{uscc}")
+    @router.patch("/institutions/{uscc}", **permit(Permission.REGISTRY_WRITE))
     def update_institution(uscc: str, body: InstitutionIn, request: Request) -> dict[str, Any]:
         """变更登记 Change fields of an institution or its licence."""
         who = viewer(request).user
@@ -179,50 +181,50 @@ def registries_router(store: Callable[[], GraphStore], records: Callable[[], Rec
         return audited(request, "update", "Institution", uscc,
                        lambda: reg().institutions.update(uscc, changes, actor=who, reason=body.reason))
 
-    @router.get("/institutions/duplicates")
+    @router.get("/institutions/duplicates", **permit(Permission.PUBLIC))
     def institution_duplicates() -> list[dict[str, Any]]:
         """Likely duplicate institutions: similar names in the same division."""
         return reg().institutions.duplicates()
 
-    @router.get("/institutions")
+    @router.get("/institutions", **permit(Permission.PUBLIC))
     def find_institutions(name: str, division_code: str | None = None,
                           limit: int = Query(10, ge=1, le=100)) -> list[dict[str, Any]]:
         """Institutions with a similar name, optionally in one division."""
         return reg().institutions.find(name, division_code=division_code, limit=limit)
 
-    @router.get("/institutions/{uscc}")
+    @router.get("/institutions/{uscc}", **permit(Permission.PUBLIC))
     def institution(uscc: str, as_of: dt.date | None = None) -> dict[str, Any]:
         """An institution, its licences with the status in force and how many practitioners registered there."""
         return reg().institutions.get(uscc, as_of=as_of)
 
     # ---------------------------------------------------------------- terminology
-    @router.get("/terminology/systems")
+    @router.get("/terminology/systems", **permit(Permission.PUBLIC))
     def systems() -> list[dict[str, Any]]:
         """Registered code systems with versions and active concept counts."""
         return reg().terminology.systems()
 
-    @router.get("/terminology/search")
+    @router.get("/terminology/search", **permit(Permission.PUBLIC))
     def search(q: str = Query(..., min_length=1), system: str | None = None, version: str | None = None,
                limit: int = Query(20, ge=1, le=200)) -> list[dict[str, Any]]:
         """Concepts by code prefix, Chinese or English label, or pinyin of the Chinese label."""
         return reg().terminology.search(q, system=system, version=version, limit=limit)
 
-    @router.get("/terminology/{system}/concepts")
+    @router.get("/terminology/{system}/concepts", **permit(Permission.PUBLIC))
     def concepts(system: str, version: str | None = None) -> list[dict[str, Any]]:
         """Every concept of a code system version (current by default)."""
         return reg().terminology.concepts_of(system, version)
 
-    @router.get("/terminology/{system}/concepts/{code}/translate")
+    @router.get("/terminology/{system}/concepts/{code}/translate", **permit(Permission.PUBLIC))
     def translate(system: str, code: str, target: str | None = None) -> list[dict[str, Any]]:
         """Translate a code to other systems through the mappings, with the equivalence."""
         return reg().terminology.translate(system, code, target)
 
-    @router.get("/terminology/{system}/concepts/{code}")
+    @router.get("/terminology/{system}/concepts/{code}", **permit(Permission.PUBLIC))
     def concept(system: str, code: str, version: str | None = None) -> dict[str, Any]:
         """A concept in one version (current by default): labels, status, parent, children, mappings."""
         return reg().terminology.lookup(system, code, version)
 
-    @router.post("/terminology/{system}/versions")
+    @router.post("/terminology/{system}/versions", **permit(Permission.REGISTRY_WRITE))
     def add_version(system: str, body: VersionIn, request: Request) -> dict[str, Any]:
         """A new version: concepts added or relabelled, codes retired; older versions stay readable."""
         who = viewer(request).user

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     webhook_attempts: int = Field(5, ge=1, le=20, description="Tries per webhook delivery before it is a dead letter")
     webhook_backoff: float = Field(1.0, gt=0, description="Seconds before the first webhook retry (doubles each try)")
     webhook_max_backoff: float = Field(60.0, gt=0, description="Longest wait between webhook retries (seconds)")
+    access_max_failures: int = Field(5, ge=1, le=100, description="Failed logins in a row before the lockout")
+    access_lockout_minutes: float = Field(15, gt=0, description="How long a locked-out account stays locked")
+    access_token_minutes: float = Field(15, gt=0, le=60, description="Lifetime of an access token (JWT)")
+    access_idle_minutes: float = Field(30, gt=0, description="A session ends after this long without a request")
+    access_session_hours: float = Field(8, gt=0, le=24, description="A session ends this long after login, in use or not")
     residents: int = Field(10_000, description="Size of the demo province")
     seed: int = 7
 
@@ -92,3 +97,24 @@ class Settings(BaseSettings):
         from services.security import ChainedAuditLog, SM2KeyPair
 
         return ChainedAuditLog(self.audit_path, SM2KeyPair.load(self.audit_key_path, create=True))
+
+    @property
+    def access_dir(self) -> Path:
+        """Users, clients, consents and revoked tokens (JSON, shared by the server and the CLI)."""
+        return self.data_dir / "access"
+
+    @property
+    def access_key_path(self) -> Path:
+        """The key that signs access tokens (created on first use, mode 0600)."""
+        return self.data_dir / "keys" / "access-jwt.key"
+
+    def access(self, clock: Any = None) -> Any:
+        """The access service (logins, tokens, sessions) over :attr:`access_dir` with the configured limits."""
+        import time
+
+        from services.access.service import AccessService, Limits, load_key
+
+        limits = Limits(max_failures=self.access_max_failures, lockout_seconds=self.access_lockout_minutes * 60,
+                        token_seconds=self.access_token_minutes * 60, idle_seconds=self.access_idle_minutes * 60,
+                        session_seconds=self.access_session_hours * 3600)
+        return AccessService(self.access_dir, load_key(self.access_key_path), limits=limits, clock=clock or time.time)

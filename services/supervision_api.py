@@ -19,6 +19,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from rules import run_tests
+from services.access import Permission
+from services.access.web import permit
 from services.privacy import Viewer
 from services.records import Records
 from services.supervision import Supervision
@@ -54,38 +56,38 @@ def supervision_router(supervision: Callable[[], Supervision], records: Callable
                        webhooks: Callable[[], WebhookHub] | None = None) -> APIRouter:
     router = APIRouter(prefix="/supervision", tags=["supervision"])
 
-    @router.get("/rules")
+    @router.get("/rules", **permit(Permission.SUPERVISE))
     def rules() -> list[dict[str, Any]]:
         """Every loaded rule: id, version, title, severity, legal basis, seed function, query, condition."""
         return [r.summary() for p in supervision().packs.values() for r in p.rules.values()]
 
-    @router.get("/rules/{rule_id}/tests")
+    @router.get("/rules/{rule_id}/tests", **permit(Permission.SUPERVISE))
     def rule_tests(rule_id: str) -> list[dict[str, Any]]:
         """Run the test cases shipped with a rule (fixture rows → expected alerts)."""
         sup = supervision()
         rule = sup.rule(rule_id)
         return [r.to_dict() for r in run_tests(sup.pack(rule.pack), [rule_id])]
 
-    @router.post("/run")
+    @router.post("/run", **permit(Permission.SUPERVISE))
     def run(body: RunRequest, request: Request) -> dict[str, Any]:
         """Evaluate a pack over the graph and write alerts (dedup, suppression, re-evaluation)."""
         return supervision().run(body.pack, rules=body.rules, as_of=body.as_of,
                                  actor=viewer(request).user).to_dict()
 
-    @router.post("/backtest")
+    @router.post("/backtest", **permit(Permission.SUPERVISE))
     def backtest(body: BacktestRequest) -> dict[str, Any]:
         """Dry run over a past period: counts per rule and sample evidence; creates no alert."""
         return supervision().backtest(body.pack, rules=body.rules, since=body.since, until=body.until,
                                       as_of=body.as_of, samples=body.samples).to_dict()
 
-    @router.get("/alerts")
+    @router.get("/alerts", **permit(Permission.SUPERVISE))
     def alerts(state: str | None = None, severity: str | None = None, rule_id: str | None = None,
                subject: Annotated[str | None, Query(description="a subject as Class:key")] = None,
                limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
         """Alerts, newest first, filtered by state, severity, rule and subject."""
         return supervision().alerts(state=state, severity=severity, rule_id=rule_id, subject=subject, limit=limit)
 
-    @router.get("/alerts/stream")
+    @router.get("/alerts/stream", **permit(Permission.SUPERVISE))
     async def stream(request: Request, max_events: int | None = Query(None, ge=1),
                      timeout: float | None = Query(None, gt=0, description="close after this many seconds")
                      ) -> StreamingResponse:
@@ -117,20 +119,20 @@ def supervision_router(supervision: Callable[[], Supervision], records: Callable
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
-    @router.get("/alerts/{code}")
+    @router.get("/alerts/{code}", **permit(Permission.SUPERVISE))
     def alert(code: str, request: Request) -> dict[str, Any]:
         """One alert with evidence (audited read), explanation and history."""
         return records().trace(viewer(request), "supervision:alert", "Alert", code, lambda: supervision().alert(code))
 
-    @router.post("/alerts/{code}/ack")
+    @router.post("/alerts/{code}/ack", **permit(Permission.SUPERVISE))
     def acknowledge(code: str, body: Change, request: Request) -> dict[str, Any]:
         return supervision().acknowledge(code, viewer(request).user, body.reason or "")
 
-    @router.post("/alerts/{code}/resolve")
+    @router.post("/alerts/{code}/resolve", **permit(Permission.SUPERVISE))
     def resolve(code: str, body: Change, request: Request) -> dict[str, Any]:
         return supervision().resolve(code, viewer(request).user, body.reason or "")
 
-    @router.post("/alerts/{code}/false-positive")
+    @router.post("/alerts/{code}/false-positive", **permit(Permission.SUPERVISE))
     def false_positive(code: str, body: Change, request: Request) -> dict[str, Any]:
         return supervision().false_positive(code, viewer(request).user, body.reason or "")
 
@@ -141,7 +143,7 @@ def supervision_router(supervision: Callable[[], Supervision], records: Callable
 
 def _webhook_routes(router: APIRouter, supervision: Callable[[], Supervision], webhooks: Callable[[], WebhookHub],
                     viewer: Callable[[Request], Viewer]) -> None:
-    @router.post("/webhooks", status_code=201)
+    @router.post("/webhooks", status_code=201, **permit(Permission.SUPERVISE))
     def subscribe(body: SubscriptionRequest, request: Request) -> dict[str, Any]:
         """Register a webhook: each new or changed alert passing the filters is POSTed as signed JSON
         (header X-HealthGraph-Signature: t=<unix>,v1=<HMAC-SHA256(secret, "t.body")>)."""
@@ -151,31 +153,31 @@ def _webhook_routes(router: APIRouter, supervision: Callable[[], Supervision], w
         return webhooks().subscribe(body.url, body.secret, rules=body.rules, severities=body.severities,
                                     actor=viewer(request).user, description=body.description)
 
-    @router.get("/webhooks")
+    @router.get("/webhooks", **permit(Permission.SUPERVISE))
     def subscriptions() -> list[dict[str, Any]]:
         """Every subscription (secrets masked)."""
         return webhooks().subscriptions()
 
-    @router.get("/webhooks/dead-letters")
+    @router.get("/webhooks/dead-letters", **permit(Permission.SUPERVISE))
     def dead_letters(subscription: str | None = None) -> list[dict[str, Any]]:
         """Deliveries that failed every attempt, with each attempt's error."""
         return webhooks().dead_letters(subscription)
 
-    @router.post("/webhooks/dead-letters/{letter_id}/redeliver")
+    @router.post("/webhooks/dead-letters/{letter_id}/redeliver", **permit(Permission.SUPERVISE))
     def redeliver(letter_id: str) -> dict[str, Any]:
         """Take a dead letter off the list and queue it for a fresh round of attempts."""
         return webhooks().redeliver(letter_id)
 
-    @router.get("/webhooks/deliveries")
+    @router.get("/webhooks/deliveries", **permit(Permission.SUPERVISE))
     def deliveries() -> dict[str, Any]:
         """The latest delivery attempts (status or error) and how many deliveries are queued."""
         hub = webhooks()
         return {"pending": hub.pending(), "attempts": list(hub.log)}
 
-    @router.get("/webhooks/{sub_id}")
+    @router.get("/webhooks/{sub_id}", **permit(Permission.SUPERVISE))
     def subscription(sub_id: str) -> dict[str, Any]:
         return webhooks().subscription(sub_id)
 
-    @router.delete("/webhooks/{sub_id}")
+    @router.delete("/webhooks/{sub_id}", **permit(Permission.SUPERVISE))
     def unsubscribe(sub_id: str) -> dict[str, Any]:
         return webhooks().unsubscribe(sub_id)

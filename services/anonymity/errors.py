@@ -7,7 +7,11 @@
     ├── InvalidPrivacyModel        HG-1204  a bad parameter (k < 1, ℓ < 1, t outside [0, 1], unknown sensitive column)
     ├── InvalidConfiguration       HG-1205  a bad call (suppression limit, metric, columns)
     ├── NoSolution                 HG-1206  no transformation satisfies the models within the suppression limit
-    └── VerificationFailed         HG-1207  the independent check of an output found a violation (a bug; please report)
+    ├── VerificationFailed         HG-1207  the independent check of an output found a violation (a bug; please report)
+    ├── ExportTampered             HG-1208  a research export whose files, manifest or signature do not verify;
+    │                                       details: ``kind`` (missing / modified / manifest / unsigned / signature),
+    │                                       ``file``
+    └── NothingToExport            HG-1209  no resident of the graph (or of the window) can be exported
 """
 
 from __future__ import annotations
@@ -60,3 +64,16 @@ class VerificationFailed(AnonymityError):
     code = "HG-1207"
     title = "匿名结果校验未通过 the anonymised output failed verification"
     http_status = 500
+
+
+class ExportTampered(AnonymityError):
+    """A research export (services/research_export.py) that does not verify: a file missing or changed since the
+    manifest was written, a manifest that omits a table, or a signature that is absent or wrong."""
+
+    code = "HG-1208"
+    title = "科研导出校验未通过 the research export does not verify"
+
+
+class NothingToExport(AnonymityError):
+    code = "HG-1209"
+    title = "无可导出的数据 nothing to export"

@@ -293,14 +293,16 @@ def test_api_match_register_review_and_coded_errors(mpi: MasterPersonIndex, mpi_
     from services.api import create_app
     from services.security import iter_events
     from services.settings import Settings
+    from tests.e2e.auth import auth_headers
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("mpi-api"))
     registry = person_records[person_records["source_system"] == "PHIS"]["key"].iloc[30]
     person = mpi_store.get("Resident", registry)
     body = {"name": person["name"], "sex": person["sex"], "birth_date": str(person["birth_date"]),
             "id_number": person["id_number"]}
-    headers = {"x-healthgraph-user": "clerk-7", "x-purpose-of-use": "registration"}
     with TestClient(create_app(settings, store=mpi_store)) as client:
+        headers = auth_headers(client, "clinician", name="clerk-7", institution="12330000000000000X",
+                               purpose="operations")
         before = client.get("/stats").json()
         found = client.post("/mpi/Patient/$match", json=body, headers=headers).json()
         assert found[0]["deterministic"] and found[0]["decision"] == MATCH
@@ -327,9 +329,9 @@ def test_api_match_register_review_and_coded_errors(mpi: MasterPersonIndex, mpi_
         assert never.status_code == 409 and never.json()["code"] == "HG-0704"
         history = client.get("/mpi/history/HIS-API:9", headers=headers).json()
         assert history[-1]["actor"] == "clerk-7"
-        stream = [e["event"] for e in client.get("/mpi/events", params={"limit": 1000}).json()]
+        stream = [e["event"] for e in client.get("/mpi/events", params={"limit": 1000}, headers=headers).json()]
         assert stream == sorted(stream) and history[-1]["event"] == stream[-1], "events in order, newest last"
-        after = client.get("/mpi/events", params={"since": stream[-2]}).json()
+        after = client.get("/mpi/events", params={"since": stream[-2]}, headers=headers).json()
         assert [e["event"] for e in after] == stream[-1:]
     audit = list(iter_events(settings.audit_path))
     mine = [e for e in audit if e["agent"]["who"] == "clerk-7"]

@@ -17,6 +17,7 @@ from ontology.identifiers import id_check_char, uscc_check_char
 from ontology.model import Ontology
 from ontology.vocab import vocab
 from services.api import create_app
+from tests.e2e.auth import auth_headers
 from services.security import iter_events
 from services.registries import Registries, scope_subjects, vocab_systems
 from services.settings import Settings
@@ -322,8 +323,8 @@ def test_routes_mask_identifiers_and_audit_reads(graph: GraphStore, reg: Registr
                                                  tmp_path: Path, built: dict) -> None:
     settings = Settings(data_dir=tmp_path)
     number = _id("33010619800506011")
-    headers = {"x-healthgraph-user": "inspector-3"}
     with TestClient(create_app(settings, store=graph)) as client:
+        headers = auth_headers(client, "supervisor", name="inspector-3")
         body = {k: (v.isoformat() if isinstance(v, dt.date) else v)
                 for k, v in _physician("T0000020", hospital, id_number=number, phone="13900000222").items()}
         made = client.post("/registry/practitioners", json=body, headers=headers)
@@ -332,12 +333,14 @@ def test_routes_mask_identifiers_and_audit_reads(graph: GraphStore, reg: Registr
         person = read["practitioner"]
         assert person["id_number"] != number and person["id_number"][:3] == number[:3] and "*" in person["id_number"]
         assert "*" in person["phone"]
-        by_licence = client.get("/registry/practitioners", params={"licence": made.json()["licence"]}).json()
+        by_licence = client.get("/registry/practitioners", params={"licence": made.json()["licence"]},
+                                headers=headers).json()
         assert by_licence[0]["practitioner"]["id_number"] == person["id_number"]
-        bad = client.post("/registry/institutions", json={"uscc": "12330106MB0000000X", "name": "x"})
+        bad = client.post("/registry/institutions", json={"uscc": "12330106MB0000000X", "name": "x"}, headers=headers)
         assert bad.status_code == 422 and bad.json()["code"] == "HG-0801"
         late = client.post("/registry/practitioners", json={**body, "code": "T0000021", "licence": "110T00000000021",
-                                                            "id_number": None, "valid_to": "2010-01-01"})
+                                                            "id_number": None, "valid_to": "2010-01-01"},
+                           headers=headers)
         assert late.status_code == 422 and late.json()["code"] == "HG-0803"
         assert client.get("/registry/terminology/icd10/concepts/A00").json()["name"] == "霍乱"
         assert client.get("/registry/terminology/nope/concepts/A00").json()["code"] == "HG-0802"

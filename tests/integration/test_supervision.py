@@ -160,15 +160,18 @@ def test_rest_routes_run_list_change_and_stream(sup_store: GraphStore, tmp_path:
     from services.settings import Settings
 
     settings = Settings(data_dir=tmp_path)
+    from tests.e2e.auth import auth_headers
+
     with TestClient(create_app(settings, store=sup_store)) as client:
-        headers = {"x-healthgraph-user": "inspector:zhao"}
-        rules = client.get("/supervision/rules").json()
+        headers = auth_headers(client, "supervisor", name="inspector:zhao")
+        rules = client.get("/supervision/rules", headers=headers).json()
         assert {r["id"] for r in rules} >= {"rx_interaction", "appointment_abuse"}
-        assert all(c["passed"] for c in client.get("/supervision/rules/rx_interaction/tests").json())
+        assert all(c["passed"] for c in client.get("/supervision/rules/rx_interaction/tests", headers=headers).json())
         run = client.post("/supervision/run", json={"rules": ["vaccination_with_recalled_lot"],
                                                     "as_of": as_of.isoformat()}, headers=headers).json()
         assert run["rules"][0]["findings"] == 1
-        listed = client.get("/supervision/alerts", params={"rule_id": "vaccination_with_recalled_lot"}).json()
+        listed = client.get("/supervision/alerts", params={"rule_id": "vaccination_with_recalled_lot"},
+                            headers=headers).json()
         code = listed[0]["code"]
         detail = client.get(f"/supervision/alerts/{code}", headers=headers).json()
         assert detail["explanation"]["values"] == {"recalled": True}
@@ -178,12 +181,12 @@ def test_rest_routes_run_list_change_and_stream(sup_store: GraphStore, tmp_path:
         bad = client.post(f"/supervision/alerts/{code}/resolve", json={}, headers=headers)
         assert bad.status_code == 409 and bad.json()["code"] == "HG-0910"
         assert client.get("/supervision/alerts/AL-none", headers=headers).json()["code"] == "HG-0909"
-        assert client.get("/supervision/alerts", params={"state": "nope"}).status_code == 422
+        assert client.get("/supervision/alerts", params={"state": "nope"}, headers=headers).status_code == 422
         back = client.post("/supervision/backtest", json={"since": "2025-01-01T00:00:00",
-                                                          "until": "2026-01-01T00:00:00"}).json()
+                                                          "until": "2026-01-01T00:00:00"}, headers=headers).json()
         assert back["dry_run"] and len(back["rules"]) == len(rules)
         # An idle stream closes at its timeout with only the opening comment.
-        with client.stream("GET", "/supervision/alerts/stream", params={"timeout": 0.2}) as resp:
+        with client.stream("GET", "/supervision/alerts/stream", params={"timeout": 0.2}, headers=headers) as resp:
             body = "".join(resp.iter_text())
         assert resp.headers["content-type"].startswith("text/event-stream") and "event: alert" not in body
 
@@ -267,44 +270,46 @@ def test_webhook_subscription_over_rest_delivers_signed_alerts_and_dead_letters(
     from services.cli import app as cli
     from services.settings import Settings
     from services.webhooks import SIGNATURE_HEADER, verify_signature
+    from tests.e2e.auth import auth_headers
     from tests.integration.test_webhooks import Receiver
 
     secret = "inspector-webhook-secret-42"
     settings = Settings(data_dir=tmp_path, webhook_attempts=2, webhook_backoff=0.05)
     rule = "vaccination_with_recalled_lot"
     with Receiver([200]) as ok, Receiver([503]) as down, TestClient(create_app(settings, store=sup_store)) as client:
-        headers = {"x-healthgraph-user": "inspector:zhao"}
+        headers = auth_headers(client, "supervisor", name="inspector:zhao")
         sub = client.post("/supervision/webhooks", json={"url": ok.url, "secret": secret, "rules": [rule]},
                           headers=headers)
         assert sub.status_code == 201 and sub.json()["secret"] == "***"
         bad = client.post("/supervision/webhooks", json={"url": down.url, "secret": secret,
-                                                         "severities": ["critical"]}).json()
+                                                         "severities": ["critical"]}, headers=headers).json()
         assert client.post("/supervision/webhooks", json={"url": ok.url, "secret": secret,
-                                                          "rules": ["rx_interation"]}).json()["code"] == "HG-0908"
-        run = client.post("/supervision/run", json={"rules": [rule], "as_of": as_of.isoformat()}).json()
+                                                          "rules": ["rx_interation"]}, headers=headers).json()["code"] == "HG-0908"
+        run = client.post("/supervision/run", json={"rules": [rule], "as_of": as_of.isoformat()}, headers=headers).json()
         assert run["rules"][0]["findings"] == 1
         deadline = time.monotonic() + 10
-        while (not ok.requests or not client.get("/supervision/webhooks/dead-letters").json()) \
+        while (not ok.requests or not client.get("/supervision/webhooks/dead-letters", headers=headers).json()) \
                 and time.monotonic() < deadline:
             time.sleep(0.05)
         (req,) = ok.requests
         assert verify_signature(secret, req["body"], req["headers"][SIGNATURE_HEADER.lower()])
         payload = json.loads(req["body"])
         assert payload["alert"]["rule_id"] == rule and payload["alert"]["code"] in run["alerts"]
-        letters = client.get("/supervision/webhooks/dead-letters", params={"subscription": bad["id"]}).json()
+        letters = client.get("/supervision/webhooks/dead-letters", params={"subscription": bad["id"]},
+                             headers=headers).json()
         assert len(letters) == 1 and letters[0]["attempts"] == 2 and len(down.requests) == 2
         assert letters[0]["alert"]["code"] == payload["alert"]["code"]
-        attempts = client.get("/supervision/webhooks/deliveries").json()["attempts"]
+        attempts = client.get("/supervision/webhooks/deliveries", headers=headers).json()["attempts"]
         assert {a["status"] for a in attempts} == {200, 503}
-        assert client.get("/supervision/webhooks/WH-none").status_code == 404
+        assert client.get("/supervision/webhooks/WH-none", headers=headers).status_code == 404
         # The CLI reads the same file.
         monkeypatch.setenv("HEALTHGRAPH_DATA_DIR", str(tmp_path))
         listed = CliRunner().invoke(cli, ["alerts", "webhooks", "list", "--json"])
         assert listed.exit_code == 0 and sub.json()["id"] in listed.output and secret not in listed.output
         dead = CliRunner().invoke(cli, ["alerts", "webhooks", "dead-letters", "--json"])
         assert dead.exit_code == 0 and letters[0]["id"] in dead.output
-        assert client.delete(f"/supervision/webhooks/{bad['id']}").status_code == 200
-        assert [s["id"] for s in client.get("/supervision/webhooks").json()] == [sub.json()["id"]]
+        assert client.delete(f"/supervision/webhooks/{bad['id']}", headers=headers).status_code == 200
+        assert [s["id"] for s in client.get("/supervision/webhooks", headers=headers).json()] == [sub.json()["id"]]
 
 
 def test_sse_stream_delivers_an_alert_event(sup_store: GraphStore, first_run, tmp_path: Path,
@@ -320,8 +325,10 @@ def test_sse_stream_delivers_an_alert_event(sup_store: GraphStore, first_run, tm
     from services.api import create_app
     from services.settings import Settings
 
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(data_dir=tmp_path), store=sup_store),
-                                           host="127.0.0.1", port=0, log_level="warning", ws="none"))
+    from tests.e2e.auth import auth_headers
+
+    app = create_app(Settings(data_dir=tmp_path), store=sup_store)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="none"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -330,10 +337,12 @@ def test_sse_stream_delivers_an_alert_event(sup_store: GraphStore, first_run, tm
     assert server.started
     base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
     lines: queue.Queue[str] = queue.Queue()
+    with httpx.Client(base_url=base) as http:
+        headers = auth_headers(http, "supervisor", app=app, name="inspector:sun")
 
     def listen() -> None:
         with httpx.stream("GET", f"{base}/supervision/alerts/stream", params={"max_events": 1, "timeout": 15},
-                          timeout=20) as resp:
+                          timeout=20, headers=headers) as resp:
             lines.put(resp.headers["content-type"])
             for line in resp.iter_lines():
                 lines.put(line)
@@ -344,9 +353,10 @@ def test_sse_stream_delivers_an_alert_event(sup_store: GraphStore, first_run, tm
     try:
         assert lines.get(timeout=10).startswith("text/event-stream")
         assert lines.get(timeout=10) == ": supervision alert stream"  # subscribed: events from now on arrive
-        target = next(a for a in httpx.get(f"{base}/supervision/alerts", params={"state": "new"}).json())
+        target = next(a for a in httpx.get(f"{base}/supervision/alerts", params={"state": "new"},
+                                           headers=headers).json())
         acked = httpx.post(f"{base}/supervision/alerts/{target['code']}/ack", json={"reason": "核查 checking"},
-                           headers={"x-healthgraph-user": "inspector:sun"})
+                           headers=headers)
         assert acked.status_code == 200
         got: list[str] = []
         while "<closed>" not in got:
