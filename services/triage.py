@@ -273,8 +273,6 @@ class Triage:
             at = complaint.text.find(phrase)
             if at >= 0 and not self._negated_phrase(complaint.text, at):
                 return f"提到 mentioned: “{phrase}”"
-        if rf.min_temperature is not None and not rf.all_of and not rf.phrases:
-            return f"体温 temperature {complaint.temperature_c} °C"
         return None
 
     def _negated_phrase(self, text: str, at: int) -> bool:
