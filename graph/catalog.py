@@ -34,6 +34,11 @@ class NamedQuery:
     """Types of returned columns that are not a plain ``alias.property`` (counts, lists): ``integer``,
     ``double``, ``string``, ``strings``, ``boolean``, ``date``, ``dateTime``. Supervision rules
     type-check their conditions against these and the ontology (see :func:`result_columns`)."""
+    digested: dict[str, str] = field(default_factory=dict)
+    """Parameters (lists of strings) compared with an encrypted property's digest: parameter → property.
+    The store replaces the caller's values by their keyed digests."""
+    sealed: dict[str, str] = field(default_factory=dict)
+    """Returned columns holding an encrypted property: column → ``Table.property``. The store opens them."""
 
     def bind(self, onto: Ontology, values: dict[str, Any]) -> dict[str, Any]:
         """Check and convert the caller's values; expand ``class:`` parameters."""
@@ -220,7 +225,7 @@ QUERIES: dict[str, NamedQuery] = {
             "records_sharing_id_number",
             "同一身份证号的档案 Other resident records carrying the same resident id number",
             """MATCH (r:Resident), (o:Resident)
-               WHERE r.key IN $residents AND r.id_number IS NOT NULL AND o.id_number = r.id_number
+               WHERE r.key IN $residents AND r.id_number_digest IS NOT NULL AND o.id_number_digest = r.id_number_digest
                RETURN r.key AS resident, o.key AS record""",
             {"residents": "strings"},
         ),
@@ -408,10 +413,11 @@ QUERIES: dict[str, NamedQuery] = {
             "practitioners_by_id_number",
             "同一身份证号的医务人员 Practitioners carrying any of some resident id numbers",
             """MATCH (p:Practitioner)
-               WHERE p.id_number IN $id_numbers
+               WHERE p.id_number_digest IN $id_numbers
                RETURN p.key AS practitioner, p.id_number AS id_number
                ORDER BY practitioner""",
             {"id_numbers": "strings"}, ordered=True,
+            digested={"id_numbers": "id_number"}, sealed={"id_number": "Practitioner.id_number"},
         ),
         NamedQuery(
             "institution_licences",

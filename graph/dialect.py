@@ -66,8 +66,9 @@ class LadybugDialect(Dialect):
 class Neo4jDialect(Dialect):
     """Neo4j 5 (Cypher 5): schema-optional; the store gives each node its table root's label.
 
-    The ontology's keys become uniqueness constraints; ``class`` and every coded property (one
-    with an ``hg:pattern``) get range indexes, so lookups by key and by code avoid label scans.
+    The ontology's keys become uniqueness constraints; ``class``, every coded property (one with an
+    ``hg:pattern``) and every digest of an encrypted property get range indexes, so lookups by key,
+    by code and by id number avoid label scans.
     """
 
     name = "neo4j"
@@ -76,7 +77,7 @@ class Neo4jDialect(Dialect):
         out = []
         for table in onto.tables:
             out.append(f"CREATE CONSTRAINT {table.lower()}_key IF NOT EXISTS FOR (n:{table}) REQUIRE n.key IS UNIQUE")
-            indexed = ["class"] + [p.name for p in onto.table_properties(table).values() if p.pattern]
+            indexed = ["class"] + [p.name for p in onto.table_properties(table).values() if p.pattern or p.digest_of]
             for prop in indexed:
                 out.append(f"CREATE INDEX {table.lower()}_{prop.lower()} IF NOT EXISTS FOR (n:{table}) ON (n.{prop})")
         return out

@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 
 from graph.dialect import LadybugDialect
+from graph.protect import FieldProtector
 from graph.store import GraphStore
 from ontology.errors import GraphError, StoreLocked, TransactionFailed
 from ontology.model import Ontology
@@ -45,8 +46,9 @@ class LadybugStore(GraphStore):
     dialect = LadybugDialect()
     exclusive_writer = True  # the file lock keeps every other process out
 
-    def __init__(self, path: str | Path, onto: Ontology, *, buffer_pool_mb: int = 1024) -> None:
-        super().__init__(onto)
+    def __init__(self, path: str | Path, onto: Ontology, *, buffer_pool_mb: int = 1024,
+                 protector: FieldProtector | None = None) -> None:
+        super().__init__(onto, protector)
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()

@@ -21,6 +21,7 @@ import pandas as pd
 
 from graph.catalog import named_query
 from graph.dialect import Neo4jDialect
+from graph.protect import FieldProtector
 from graph.store import GraphStore
 from ontology.errors import GraphError, GraphUnavailable, TransactionFailed
 from ontology.model import Ontology
@@ -42,10 +43,10 @@ class Neo4jStore(GraphStore):
     dialect = Neo4jDialect()
 
     def __init__(self, uri: str, onto: Ontology, *, auth: tuple[str, str] | None = None,
-                 database: str = "neo4j") -> None:
+                 database: str = "neo4j", protector: FieldProtector | None = None) -> None:
         if neo4j is None:
             raise GraphError("the neo4j engine needs the driver: pip install 'healthgraph[neo4j]'")
-        super().__init__(onto)
+        super().__init__(onto, protector)
         self.uri, self.database = uri, database
         self._driver = neo4j.GraphDatabase.driver(uri, auth=auth, notifications_min_severity="OFF")
         try:
@@ -87,12 +88,12 @@ class Neo4jStore(GraphStore):
         values = list(dict.fromkeys(values))
         if not values:
             return []
-        bound = [q.bind(self.onto, {param: v, **params}) for v in values]
+        bound = [self._bind(q, {param: v, **params}) for v in values]
         inner = re.sub(r"\$" + re.escape(param) + r"\b", "__each", q.cypher)
         statement = f"UNWIND $__each AS __each CALL (__each) {{ {inner} }} RETURN *"
         rows = self._records(statement, {**{k: v for k, v in bound[0].items() if k != param},
                                          "__each": [b[param] for b in bound]})
-        return [{k: plain(v) for k, v in r.items() if k != "__each"} for r in rows]
+        return self._opened(q, [{k: plain(v) for k, v in r.items() if k != "__each"} for r in rows])
 
     def _fetch(self, statement: str, params: dict[str, Any] | None) -> tuple[list[dict[str, Any]], list[str]]:
         with self._engine_errors(statement):

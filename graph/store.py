@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from graph.catalog import named_query
+from graph.catalog import NamedQuery, named_query
 from graph.dialect import Dialect
+from graph.protect import FieldProtector, PlainFields
 from ontology.errors import NodeNotFound, QueryParameterError, did_you_mean
 from ontology.model import Ontology
 from ontology.validate import PANDAS_DTYPES, TEXT, edge_duplicated, plain
@@ -31,6 +32,10 @@ read the table's hashes or edge pairs in one pass."""
 
 SMALL_EDGE_WRITE = 200
 """Edge writes up to this many rows look up the stored pairs of their source nodes one by one."""
+
+
+RESEAL_BATCH = 10_000
+"""Rows re-sealed per statement when the field key rotates."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,10 @@ class GraphStore(ABC):
     Writes are idempotent (keyed; unchanged rows are skipped, changed rows updated in place) and
     carry provenance; they are serialised in-process. Reads go through typed methods and the
     named-query catalog; no caller writes a query string.
+
+    Properties the ontology marks ``hg:encrypted`` reach the engine only as ciphertext from the
+    store's :class:`~graph.protect.FieldProtector`, with their ``hg:digestOf`` digests beside them;
+    every read method returns them opened.
     """
 
     dialect: Dialect
@@ -105,8 +114,9 @@ class GraphStore(ABC):
     """True when no other client can write (an embedded store holding its file lock): the store may
     then remember which tables are empty instead of asking the engine."""
 
-    def __init__(self, onto: Ontology) -> None:
+    def __init__(self, onto: Ontology, protector: FieldProtector | None = None) -> None:
         self.onto = onto
+        self.protector: FieldProtector = protector or PlainFields()
         self._write_lock = threading.RLock()
         self._empty: set[str] | None = None
 
@@ -203,7 +213,9 @@ class GraphStore(ABC):
         if frame.empty:
             return plan
         rows = self._conform(table, frame)
-        rows["content_hash"] = content_hash(rows.drop(columns=["content_hash"]))
+        # Of the plaintext, without the keyed digests: the hash says whether the facts changed, whatever the keys.
+        derived = ["content_hash", *(n for n, p in self.onto.table_properties(table).items() if p.digest_of)]
+        rows["content_hash"] = content_hash(rows.drop(columns=derived))
         if self._known_empty(table):
             existing = pd.Series(dtype="Int64")
         elif len(rows) > SMALL_WRITE:
@@ -216,6 +228,7 @@ class GraphStore(ABC):
             changed = ~is_new & (old_hash != rows["content_hash"]).fillna(True).to_numpy()
         else:
             is_new, changed = np.ones(len(rows), dtype=bool), np.zeros(len(rows), dtype=bool)
+        rows = self._seal(table, rows, is_new | changed)
         rows["batch_id"] = provenance.batch_id
         if "source" in rows:  # the IngestBatch node itself holds the batch's source and time
             rows["source"] = provenance.source
@@ -330,7 +343,8 @@ class GraphStore(ABC):
         return plan.result
 
     def _conform(self, table: str, frame: pd.DataFrame) -> pd.DataFrame:
-        """Order the columns as the table declares them, adding typed nulls for absent ones."""
+        """Order the columns as the table declares them, adding typed nulls for absent ones and the
+        digests of encrypted properties (still plaintext: the content hash is taken of this)."""
         props = self.onto.table_properties(table)
         out = pd.DataFrame(index=frame.index)
         out["key"] = frame["key"].astype(TEXT)
@@ -342,7 +356,75 @@ class GraphStore(ABC):
                 out[name] = pd.Series(None, index=frame.index, dtype=object)
             else:
                 out[name] = pd.Series(pd.NA, index=frame.index, dtype=PANDAS_DTYPES[prop.datatype])
+        for name, prop in props.items():
+            if prop.digest_of:
+                out[name] = self._digests(prop.digest_of, out[prop.digest_of])
         return out.reset_index(drop=True)
+
+    def _digests(self, prop: str, values: pd.Series) -> pd.Series:
+        out = np.full(len(values), None, dtype=object)
+        present = values.notna().to_numpy()
+        out[present] = [self.protector.digest(prop, str(v)) for v in values.to_numpy()[present]]
+        return pd.Series(out, index=values.index, dtype=TEXT)
+
+    def _encrypted(self, table: str) -> list[str]:
+        return [name for name, prop in self.onto.table_properties(table).items() if prop.encrypted]
+
+    def _seal(self, table: str, rows: pd.DataFrame, to_write: np.ndarray) -> pd.DataFrame:
+        """Replace the encrypted columns of the rows about to be written by ciphertext."""
+        for name in self._encrypted(table):
+            target = to_write & rows[name].notna().to_numpy()
+            if target.any():
+                values = rows[name].to_numpy(dtype=object)
+                values[target] = self.protector.seal(f"{table}.{name}", [str(v) for v in values[target]])
+                rows[name] = pd.Series(values, index=rows.index, dtype=TEXT)
+        return rows
+
+    def _unseal(self, field: str, values: list[Any]) -> list[Any]:
+        present = [i for i, v in enumerate(values) if isinstance(v, str)]
+        opened = self.protector.open(field, [values[i] for i in present])
+        out = list(values)
+        for i, v in zip(present, opened, strict=True):
+            out[i] = v
+        return out
+
+    def _stale(self, root: str, name: str) -> tuple[int, list[tuple[str, str]]]:
+        """(how many values ``root.name`` holds, the (key, value) pairs not sealed under the active key)."""
+        df = self._run(f"MATCH (n:{root}) WHERE n.{name} IS NOT NULL RETURN n.key AS key, n.{name} AS v")
+        if not len(df):
+            return 0, []
+        return len(df), [(k, v) for k, v in zip(df["key"], df["v"], strict=True) if not self.protector.current(v)]
+
+    def seal_status(self) -> dict[str, dict[str, int]]:
+        """Per encrypted ``Table.property``: how many values it holds and how many are not under the active key."""
+        out = {}
+        for table in self.onto.tables:
+            for name in self._encrypted(table):
+                total, stale = self._stale(table, name)
+                out[f"{table}.{name}"] = {"values": total, "stale": len(stale)}
+        return out
+
+    def reseal(self, table: str) -> int:
+        """Seal every encrypted value of ``table`` that is not under the protector's active key (after a key
+        rotation, or values stored before encryption was switched on) and refresh their digests; returns how
+        many values changed. Run by ``healthgraph keys rotate``."""
+        root = self._table(table)
+        changed = 0
+        for name in self._encrypted(root):
+            digest = next((d for d, p in self.onto.table_properties(root).items() if p.digest_of == name), None)
+            _, stale = self._stale(root, name)
+            for start in range(0, len(stale), RESEAL_BATCH):
+                part = stale[start:start + RESEAL_BATCH]
+                plain_values = self._unseal(f"{root}.{name}", [v for _, v in part])
+                sealed = self.protector.seal(f"{root}.{name}", plain_values)
+                rows = [{"key": k, "v": s, "d": self.protector.digest(name, p)}
+                        for (k, _), s, p in zip(part, sealed, plain_values, strict=True)]
+                assignment = f"n.{name} = r.v" + (f", n.{digest} = r.d" if digest else "")
+                with self._write_lock, self.transaction():
+                    self._run(f"UNWIND $rows AS r MATCH (n:{root}) WHERE n.key = r.key SET {assignment}",
+                              {"rows": rows})
+                changed += len(part)
+        return changed
 
     # ------------------------------------------------------------------ reads
     def node_hashes(self, table: str) -> pd.Series:
@@ -370,12 +452,15 @@ class GraphStore(ABC):
 
     def _plain_nodes(self, table: str, df: pd.DataFrame) -> pd.DataFrame:
         """Columns of plain Python values (None for missing), identical whatever the engine returned."""
-        props = self.onto.table_properties(self._table(table))
+        root = self._table(table)
+        props = self.onto.table_properties(root)
         out = pd.DataFrame(index=range(len(df)))
         for c in df.columns:
             values = [plain(v) for v in df[c]]
             if c in props and props[c].datatype == "integer":  # integer columns with nulls arrive as floats
                 values = [None if v is None else int(v) for v in values]
+            if c in props and props[c].encrypted:
+                values = self._unseal(f"{root}.{c}", values)
             out[c] = pd.Series(values, dtype=object)
         return out
 
@@ -402,7 +487,13 @@ class GraphStore(ABC):
                        {"key": key, "classes": sorted(self.onto.descendants(cls))})
         if df.empty:
             raise NodeNotFound(f"no {cls} with key {key!r}", cls=cls, key=key)
-        return {k: plain(v) for k, v in df["node"].iat[0].items() if not k.startswith("_") and plain(v) is not None}
+        props = self.onto.table_properties(table)
+        node = {k: plain(v) for k, v in df["node"].iat[0].items()
+                if not k.startswith("_") and plain(v) is not None and not (k in props and props[k].digest_of)}
+        for name in self._encrypted(table):
+            if name in node:
+                node[name] = self._unseal(f"{table}.{name}", [node[name]])[0]
+        return node
 
     def neighbours(self, cls: str, key: str, *, edge: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Nodes one edge away, with the edge type and direction."""
@@ -429,7 +520,22 @@ class GraphStore(ABC):
     def query(self, name: str, **params: Any) -> list[dict[str, Any]]:
         """Run a named query from the catalog with typed parameters."""
         q = named_query(name)
-        return [{k: plain(v) for k, v in r.items()} for r in self._records(q.cypher, q.bind(self.onto, params))]
+        return self._opened(q, [{k: plain(v) for k, v in r.items()} for r in self._records(q.cypher, self._bind(q, params))])
+
+    def _bind(self, q: NamedQuery, params: dict[str, Any]) -> dict[str, Any]:
+        """The query's bound parameters, with values of digested parameters replaced by their digests."""
+        bound = q.bind(self.onto, params)
+        for pname, prop in q.digested.items():
+            bound[pname] = [self.protector.digest(prop, str(v)) for v in bound[pname]]
+        return bound
+
+    def _opened(self, q: NamedQuery, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows with the query's sealed columns opened."""
+        for column, field_name in q.sealed.items():
+            values = self._unseal(field_name, [r.get(column) for r in rows])
+            for r, v in zip(rows, values, strict=True):
+                r[column] = v
+        return rows
 
     def query_each(self, name: str, param: str, values: list[Any], **params: Any) -> list[dict[str, Any]]:
         """Run a named query once per value of ``param`` and concatenate the rows, in the order of the values.

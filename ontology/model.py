@@ -55,6 +55,10 @@ class Property:
     pattern: str | None = None
     system: bool = False
     basis: str | None = None
+    encrypted: bool = False
+    """Stored only as ciphertext (``hg:encrypted``): the graph layer seals and opens it."""
+    digest_of: str | None = None
+    """The encrypted property this one holds the keyed digest of (``hg:digestOf``), for equality lookups."""
 
     @property
     def is_list(self) -> bool:
@@ -284,7 +288,15 @@ def build(world: owlready2.World, onto: owlready2.Ontology, graph: rdflib.Graph,
             domain=domain, label=_label(p), sensitivity=_annotation(world, p, "sensitivity"),
             allowed_values=tuple(allowed.split()) if allowed else (), pattern=_annotation(world, p, "pattern"),
             system=_annotation(world, p, "system") in ("true", "True"), basis=_annotation(world, p, "basis"),
+            encrypted=_annotation(world, p, "encrypted") in ("true", "True"), digest_of=_annotation(world, p, "digestOf"),
         )
+
+    for prop in properties.values():
+        target = properties.get(prop.digest_of or "")
+        if prop.digest_of and (target is None or not target.encrypted or not prop.system
+                               or target.domain != prop.domain):
+            raise OntologyLoadError(f"'{prop.name}' digests '{prop.digest_of}', which must be an encrypted property "
+                                    "with the same domain (and the digest a system property)")
 
     edges: dict[str, EdgeType] = {}
     for p in onto.object_properties():

@@ -14,7 +14,7 @@ import typer
 from ontology.errors import HealthGraphError
 from services.access import PRIVILEGED_ROLES, AccessStore, Purpose, Role, new_totp_secret, provisioning_uri
 from services.access.model import CATEGORIES
-from services.cli_support import console
+from services.cli_support import console, record_operation
 
 access_app = typer.Typer(help="访问控制 Access control: users and roles, locks, consent, institution clients.",
                          no_args_is_help=True)
@@ -68,6 +68,8 @@ def user_add(name: str,
                           known_labels=frozenset(load_ontology().sensitivity_labels))
     except HealthGraphError as exc:
         raise _fail(exc) from None
+    record_operation("security_admin", "access:user:add", f"User/{name}", roles=[r.value for r in roles],
+                     institution=institution, labels=label or [], residents=resident or [])
     console.print(f"用户已添加 user added: {name} ({', '.join(role)})")
     if totp:
         console.print("动态口令 TOTP (scan once, then keep it secret):")
@@ -79,6 +81,7 @@ def _set_lock(name: str, locked: bool) -> None:
         _store().update_user(name, locked=locked, failures=0, locked_until=None)
     except HealthGraphError as exc:
         raise _fail(exc) from None
+    record_operation("security_admin", "access:user:lock" if locked else "access:user:unlock", f"User/{name}")
     console.print(f"{'已锁定 locked' if locked else '已解锁 unlocked'}: {name}")
 
 
@@ -107,6 +110,8 @@ def consent_grant(resident: Annotated[str, typer.Argument(help="居民记录 Res
         _store().grant(resident, institution, purpose, category)
     except HealthGraphError as exc:
         raise _fail(exc) from None
+    record_operation("security_admin", "consent:grant", f"Resident/{resident}", institution=institution,
+                     consentPurpose=purpose, category=category)
     console.print(f"已授权 granted: {resident} → {institution} · {purpose} · {category}")
 
 
@@ -120,6 +125,8 @@ def consent_withdraw(resident: Annotated[str, typer.Argument(help="居民记录 
         n = _store().withdraw(resident, institution, purpose, category)
     except HealthGraphError as exc:
         raise _fail(exc) from None
+    record_operation("security_admin", "consent:withdraw", f"Resident/{resident}", institution=institution,
+                     consentPurpose=purpose, category=category, withdrawn=n)
     console.print(f"已撤回 withdrawn: {n}")
 
 
@@ -132,4 +139,5 @@ def client_add(client_id: str, institution: Annotated[str | None, typer.Option(h
                             institution=institution)
     except (HealthGraphError, ValueError) as exc:
         raise _fail(exc if isinstance(exc, HealthGraphError) else HealthGraphError(str(exc))) from None
+    record_operation("security_admin", "access:client:add", f"Client/{client_id}", clientRole=role, institution=institution)
     console.print(f"客户端已添加 client added: {client_id}")

@@ -311,7 +311,7 @@ def create_app(settings: Settings | None = None, *, store: GraphStore | None = N
     def supervision() -> Supervision:
         with state["mpi_lock"]:  # one instance: its subscribers feed the alert stream
             if "supervision" not in state:
-                state["supervision"] = Supervision(state["store"])
+                state["supervision"] = Supervision(state["store"], signer=settings.platform_key())
                 state["supervision"].subscribe(state["webhooks"].publish)
             return state["supervision"]
 

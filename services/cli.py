@@ -16,6 +16,7 @@ from ontology.errors import HealthGraphError
 from services.mpi_cli import mpi_app
 from services.access_cli import access_app
 from services.audit_cli import audit_app
+from services.keys_cli import keys_app
 from services.knowledge_cli import ask, kb_app, triage
 from services.registries_cli import registry_app
 from services.research_cli import research_app
@@ -39,6 +40,7 @@ app.add_typer(registry_app, name="registry")
 app.add_typer(kb_app, name="kb")
 app.add_typer(audit_app, name="audit")
 app.add_typer(access_app, name="access")
+app.add_typer(keys_app, name="keys")
 app.add_typer(research_app, name="export")
 app.command("triage")(triage)
 app.command("ask")(ask)

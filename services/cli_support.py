@@ -37,3 +37,22 @@ def actor() -> str:
 
 def print_result(result: Any) -> None:
     console.print_json(json.dumps(result, ensure_ascii=False, default=str))
+
+
+def record_operation(as_role: str, action: str, entity: str, **detail: Any) -> None:
+    """Record a key operation done from the command line (account, consent or key change) in the access audit.
+
+    The entry carries its own SM2 signature and names the operating-system user (:func:`actor`) acting in an
+    administrator role ``as_role``."""
+    from services.privacy import Viewer
+    from services.settings import Settings
+
+    log = Settings().audit_log()
+    try:
+        log.record_operation(Viewer(user=actor(), role=as_role, purpose="operations"), action, entity,
+                             "success", **detail)
+    except HealthGraphError as exc:
+        console.print(f"[bold red]{exc.code}[/] {exc.title}: {exc.message}")
+        raise typer.Exit(2) from None
+    finally:
+        log.close()

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     access_token_minutes: float = Field(15, gt=0, le=60, description="Lifetime of an access token (JWT)")
     access_idle_minutes: float = Field(30, gt=0, description="A session ends after this long without a request")
     access_session_hours: float = Field(8, gt=0, le=24, description="A session ends this long after login, in use or not")
+    encrypt_fields: bool = Field(True, description="Store the ontology's encrypted identifiers (id number, phone) "
+                                 "as SM4-GCM ciphertext with HMAC-SM3 digests (keys under <data_dir>/keys)")
     residents: int = Field(10_000, description="Size of the demo province")
     seed: int = 7
 
@@ -49,14 +51,32 @@ class Settings(BaseSettings):
         return self.data_dir / "servers"
 
     def open_graph(self, onto: Any = None) -> Any:
-        """The configured graph store (embedded file or Neo4j server)."""
+        """The configured graph store (embedded file or Neo4j server), sealing designated identifiers."""
         from graph import open_graph
 
+        protector = self.field_protection() if self.encrypt_fields else None
         if self.graph_engine == "neo4j":
             auth = (self.neo4j_user, self.neo4j_password.get_secret_value() if self.neo4j_password else "") \
                 if self.neo4j_user else None
-            return open_graph(self.neo4j_uri, engine="neo4j", onto=onto, auth=auth, database=self.neo4j_database)
-        return open_graph(self.graph_path, engine="ladybug", onto=onto)
+            return open_graph(self.neo4j_uri, engine="neo4j", onto=onto, auth=auth, database=self.neo4j_database,
+                              protector=protector)
+        return open_graph(self.graph_path, engine="ladybug", onto=onto, protector=protector)
+
+    @property
+    def field_keyring_path(self) -> Path:
+        """The SM4 keyring of field encryption (created on first use, mode 0600; ``healthgraph keys rotate``)."""
+        return self.data_dir / "keys" / "fields-sm4.json"
+
+    @property
+    def field_digest_key_path(self) -> Path:
+        """The HMAC-SM3 key of the digests that let the graph look up encrypted identifiers."""
+        return self.data_dir / "keys" / "fields-digest.key"
+
+    def field_protection(self) -> Any:
+        """SM4-GCM sealing and HMAC-SM3 digests of the ontology's encrypted properties."""
+        from services.security.fields import FieldProtection
+
+        return FieldProtection.at(self.field_keyring_path, self.field_digest_key_path)
 
     @property
     def province_dir(self) -> Path:
@@ -92,11 +112,18 @@ class Settings(BaseSettings):
         """The SM2 key that signs the audit log's checkpoints (created on first use, mode 0600)."""
         return self.data_dir / "keys" / "audit-sm2.pem"
 
+    def platform_key(self) -> Any:
+        """The platform's SM2 key (:attr:`audit_key_path`): signs audit checkpoints, key operations, alerts and
+        research exports."""
+        from services.security import SM2KeyPair
+
+        return SM2KeyPair.load(self.audit_key_path, create=True)
+
     def audit_log(self) -> Any:
         """The access audit: an SM3 hash chain with SM2-signed checkpoints that fails closed."""
-        from services.security import ChainedAuditLog, SM2KeyPair
+        from services.security import ChainedAuditLog
 
-        return ChainedAuditLog(self.audit_path, SM2KeyPair.load(self.audit_key_path, create=True))
+        return ChainedAuditLog(self.audit_path, self.platform_key())
 
     @property
     def access_dir(self) -> Path:

@@ -13,7 +13,8 @@ suppressed for the rule's suppression window, then raises a new alert. Re-evalua
 ``auto_resolve`` closes its open alerts whose condition no longer holds after a full run.
 
 Writes validate rows against the ontology first and run one transaction per operation; every
-change is published to subscribers (webhooks, the SSE stream) after it commits.
+change is published to subscribers (webhooks, the SSE stream) after it commits. With a signer, every
+alert written carries an SM2 signature (``services/security/signing.py``) that every read checks.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from graph import GraphStore, Provenance
 from ontology import errors
 from ontology.validate import validate_nodes
 from rules import PACKS_DIR, Evaluation, Finding, Pack, Rule, evaluate, load_packs
+from services.security.gm import SM2KeyPair
+from services.security.signing import SIGNATURE_FIELDS, check_node, sign_node
 
 SYSTEM_ACTOR = "system:supervision"
 
@@ -105,8 +108,13 @@ class Supervision:
     """Rule packs over a graph store: run, backtest, alerts and their lifecycle."""
 
     def __init__(self, store: GraphStore, packs: dict[str, Pack] | None = None, *,
-                 pack_dir: str | Path = PACKS_DIR, clock: Callable[[], dt.datetime] | None = None) -> None:
+                 pack_dir: str | Path = PACKS_DIR, clock: Callable[[], dt.datetime] | None = None,
+                 signer: SM2KeyPair | None = None, trusted: Iterable[SM2KeyPair] = ()) -> None:
+        """``signer`` signs every alert written (SM2); alerts read back say whether their signature verifies
+        against it or one of the ``trusted`` (older) keys, in ``signature_state``."""
         self.store = store
+        self.signer = signer
+        self.trusted = {k.key_id: k for k in (*([signer] if signer else []), *trusted)}
         self.onto = store.onto
         self.packs = packs if packs is not None else load_packs(store.onto, pack_dir)
         self.clock = clock or (lambda: dt.datetime.now().replace(microsecond=0))
@@ -248,12 +256,16 @@ class Supervision:
                 "explanation": json.dumps(f.explanation(), ensure_ascii=False, default=str)}
 
     def _write(self, rows: list[dict[str, Any]], now: dt.datetime) -> None:
-        frame = pd.DataFrame(rows).drop(columns=["batch_id", "content_hash"], errors="ignore")
+        frame = pd.DataFrame(rows).drop(columns=["batch_id", "content_hash", *SIGNATURE_FIELDS], errors="ignore")
         checked = validate_nodes(self.onto, "Alert", frame)
         if checked.rejected:
             bad = checked.rejected[0]
             raise errors.ValidationError(f"Alert {bad.record.get('key')}: " + "; ".join(bad.messages))
-        self.store.upsert_nodes("Alert", checked.accepted, Provenance("supervision", f"supervision:{now:%Y%m%d}", now))
+        accepted = checked.accepted
+        if self.signer is not None:
+            signatures = [sign_node(r, self.signer) for r in accepted.to_dict("records")]
+            accepted = accepted.assign(**{f: [s[f] for s in signatures] for f in SIGNATURE_FIELDS})
+        self.store.upsert_nodes("Alert", accepted, Provenance("supervision", f"supervision:{now:%Y%m%d}", now))
 
     def _node(self, code: str) -> dict[str, Any]:
         try:
@@ -307,8 +319,10 @@ class Supervision:
 
     # ------------------------------------------------------------------ reading
     def alert(self, code: str) -> dict[str, Any]:
-        """One alert with its evidence, explanation and history decoded."""
+        """One alert with its evidence, explanation and history decoded, and whether its SM2 signature verifies
+        (``signature_state``: valid, invalid, unsigned or unknown_key)."""
         node = self._node(code)
+        node["signature_state"] = str(check_node(node, self.trusted))
         for name in ("alert_evidence", "explanation", "alert_history"):
             if node.get(name):
                 node[name] = json.loads(node[name])
@@ -322,6 +336,8 @@ class Supervision:
                                              f"{errors.did_you_mean(state, [s.value for s in AlertState])}")
         rows = self.store.query("alerts", state=state or "", severity=severity or "", rule_id=rule_id or "",
                                 subject=subject or "", limit=int(limit))
+        for r in rows:
+            r["signature_state"] = str(check_node(self._node(r["code"]), self.trusted))
         return [{k: _iso(v) for k, v in r.items()} for r in rows]
 
     # ------------------------------------------------------------------ events

@@ -49,7 +49,7 @@ def _with_supervision(fn: Callable[[Any], Any], pack_dir: Path = PACKS_DIR) -> A
     store = settings.open_graph()
     hub = settings.webhooks()
     try:
-        sup = Supervision(store, pack_dir=pack_dir)
+        sup = Supervision(store, pack_dir=pack_dir, signer=settings.platform_key())
         sup.subscribe(hub.publish)
         return fn(sup)
     except HealthGraphError as exc:
@@ -136,9 +136,10 @@ def list_alerts(state: str | None = None, severity: str | None = None, rule: str
     """预警列表 Alerts, newest first."""
     rows = _with_supervision(lambda s: s.alerts(state=state, severity=severity, rule_id=rule, subject=subject,
                                                 limit=limit))
-    table = Table("code", "rule", "severity", "state", "raised", "message")
+    table = Table("code", "rule", "severity", "state", "raised", "签名 signature", "message")
     for a in rows:
-        table.add_row(a["code"], a["rule_id"], a["severity"], a["state"], str(a["raised_at"]), a["message"])
+        signature = a["signature_state"] if a["signature_state"] == "valid" else f"[bold red]{a['signature_state']}[/]"
+        table.add_row(a["code"], a["rule_id"], a["severity"], a["state"], str(a["raised_at"]), signature, a["message"])
     console.print(table)
 
 

@@ -13,6 +13,7 @@ from graph import GraphStore, open_graph
 from ingest.load import LoadReport, load_folder
 from ingest.synthetic import generate
 from ontology.model import Ontology, load_ontology
+from services.security.fields import FieldProtection
 
 SMALL = 3_000
 SEED = 11
@@ -38,7 +39,9 @@ def truth(province: Path) -> dict:
 @pytest.fixture(scope="session")
 def loaded(province: Path, tmp_path_factory: pytest.TempPathFactory, onto: Ontology) -> tuple[GraphStore, LoadReport, Path]:
     data = tmp_path_factory.mktemp("data")
-    store = open_graph(data / "graph.lbdb", onto=onto)
+    # As the platform opens it: designated identifiers sealed with SM4-GCM (services/security/fields.py).
+    protection = FieldProtection.at(data / "keys" / "fields-sm4.json", data / "keys" / "fields-digest.key")
+    store = open_graph(data / "graph.lbdb", onto=onto, protector=protection)
     report = load_folder(store, province, quarantine_root=data / "quarantine")
     yield store, report, data
     store.close()

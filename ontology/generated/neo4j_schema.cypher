@@ -1,7 +1,7 @@
 // GENERATED FROM THE ONTOLOGY — do not edit; run `healthgraph ontology generate`.
 // ontology: https://healthgraph.example/ontology
 // version: 0.1.0
-// source sha256: b96aa2ac1ef8023252a8d33d9df26663bae1d59f983672d6a863b7b806c8687a
+// source sha256: b9c88d137bc68882906e4a917cb1bcfd639e7587523593cc66daf65c3a1d3873
 CREATE CONSTRAINT adverseevent_key IF NOT EXISTS FOR (n:AdverseEvent) REQUIRE n.key IS UNIQUE;
 CREATE INDEX adverseevent_class IF NOT EXISTS FOR (n:AdverseEvent) ON (n.class);
 CREATE CONSTRAINT alert_key IF NOT EXISTS FOR (n:Alert) REQUIRE n.key IS UNIQUE;
@@ -73,10 +73,14 @@ CREATE CONSTRAINT masterperson_key IF NOT EXISTS FOR (n:MasterPerson) REQUIRE n.
 CREATE INDEX masterperson_class IF NOT EXISTS FOR (n:MasterPerson) ON (n.class);
 CREATE INDEX masterperson_division_code IF NOT EXISTS FOR (n:MasterPerson) ON (n.division_code);
 CREATE INDEX masterperson_master_id IF NOT EXISTS FOR (n:MasterPerson) ON (n.master_id);
+CREATE INDEX masterperson_id_number_digest IF NOT EXISTS FOR (n:MasterPerson) ON (n.id_number_digest);
+CREATE INDEX masterperson_phone_digest IF NOT EXISTS FOR (n:MasterPerson) ON (n.phone_digest);
 CREATE CONSTRAINT personlink_key IF NOT EXISTS FOR (n:PersonLink) REQUIRE n.key IS UNIQUE;
 CREATE INDEX personlink_class IF NOT EXISTS FOR (n:PersonLink) ON (n.class);
 CREATE CONSTRAINT practitioner_key IF NOT EXISTS FOR (n:Practitioner) REQUIRE n.key IS UNIQUE;
 CREATE INDEX practitioner_class IF NOT EXISTS FOR (n:Practitioner) ON (n.class);
+CREATE INDEX practitioner_id_number_digest IF NOT EXISTS FOR (n:Practitioner) ON (n.id_number_digest);
+CREATE INDEX practitioner_phone_digest IF NOT EXISTS FOR (n:Practitioner) ON (n.phone_digest);
 CREATE CONSTRAINT prescription_key IF NOT EXISTS FOR (n:Prescription) REQUIRE n.key IS UNIQUE;
 CREATE INDEX prescription_class IF NOT EXISTS FOR (n:Prescription) ON (n.class);
 CREATE CONSTRAINT prescriptionitem_key IF NOT EXISTS FOR (n:PrescriptionItem) REQUIRE n.key IS UNIQUE;
@@ -86,6 +90,8 @@ CREATE INDEX registryevent_class IF NOT EXISTS FOR (n:RegistryEvent) ON (n.class
 CREATE CONSTRAINT resident_key IF NOT EXISTS FOR (n:Resident) REQUIRE n.key IS UNIQUE;
 CREATE INDEX resident_class IF NOT EXISTS FOR (n:Resident) ON (n.class);
 CREATE INDEX resident_division_code IF NOT EXISTS FOR (n:Resident) ON (n.division_code);
+CREATE INDEX resident_id_number_digest IF NOT EXISTS FOR (n:Resident) ON (n.id_number_digest);
+CREATE INDEX resident_phone_digest IF NOT EXISTS FOR (n:Resident) ON (n.phone_digest);
 CREATE CONSTRAINT sourcesystem_key IF NOT EXISTS FOR (n:SourceSystem) REQUIRE n.key IS UNIQUE;
 CREATE INDEX sourcesystem_class IF NOT EXISTS FOR (n:SourceSystem) ON (n.class);
 CREATE CONSTRAINT symptom_key IF NOT EXISTS FOR (n:Symptom) REQUIRE n.key IS UNIQUE;

@@ -1,7 +1,7 @@
 # GENERATED FROM THE ONTOLOGY — do not edit; run `healthgraph ontology generate`.
 # ontology: https://healthgraph.example/ontology
 # version: 0.1.0
-# source sha256: b96aa2ac1ef8023252a8d33d9df26663bae1d59f983672d6a863b7b806c8687a
+# source sha256: b9c88d137bc68882906e4a917cb1bcfd639e7587523593cc66daf65c3a1d3873
 
 """Typed record classes generated from ontology/healthgraph.ttl."""
 
@@ -68,6 +68,8 @@ class Alert(Record):
     rule_id: str
     rule_version: str | None = None
     severity: Literal['info', 'warning', 'critical'] | None = None
+    signature: str | None = None
+    signed_by: str | None = None
     status: str | None = None
 
 class Appointment(Record):

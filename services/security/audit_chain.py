@@ -10,6 +10,10 @@ append-only JSON lines:
 - a **checkpoint** every ``checkpoint_every`` entries and on :meth:`ChainedAuditLog.checkpoint`:
   ``{"type":"checkpoint","n":…,"seq":…,"head":…,"time":…,"signer":…,"sig":…}``, an SM2 signature
   (GB/T 32918.2-2016) over the sequence number and hash of the entry just before it.
+- a **key operation** (account, consent and key changes; :meth:`ChainedAuditLog.record_operation`) is an entry that
+  also carries ``opsig``: ``{"signer":…,"sig":…}``, an SM2 signature over the event alone (without ``seq``, ``prev``,
+  ``hash``), so each such operation is attributable on its own (non-repudiation, GB/T 22239-2019 8.1.4.9 抗抵赖),
+  not only through the checkpoint that follows it.
 - beside the log, ``<log>.head``: the signed sequence number, hash, checkpoint count and byte size of the log as
   last made durable. It catches truncation of the tail; it is rewritten on every durable write.
 
@@ -54,7 +58,7 @@ from services.security.gm import SM2KeyPair, sm3, write_secret
 GENESIS = "0" * 64
 """The ``prev`` of the first entry."""
 
-RESERVED = frozenset({"seq", "prev", "hash", "type"})
+RESERVED = frozenset({"seq", "prev", "hash", "type", "opsig"})
 """Detail names ``record`` refuses: the chain's own fields."""
 
 _ENTRY_PREFIX = b'{"hash":"'
@@ -121,6 +125,14 @@ class _Request:
     error: HealthGraphError | None = None
 
 
+def _operation_ok(entry: dict[str, Any], keys: dict[str, SM2KeyPair]) -> bool:
+    opsig = entry.get("opsig")
+    if not isinstance(opsig, dict):
+        return False
+    event = {k: v for k, v in entry.items() if k not in ("opsig", "seq", "prev", "hash")}
+    return _signature_ok({**event, **opsig}, keys)
+
+
 @dataclass(frozen=True)
 class ChainReport:
     """The result of a verification that found nothing wrong."""
@@ -135,6 +147,8 @@ class ChainReport:
     torn_tail: bool
     """The last line is incomplete: a write interrupted by a crash, never acknowledged; the next write removes it."""
     seconds: float
+    operations: int = 0
+    """Key operations whose own SM2 signature verified."""
     ok: bool = True
 
 
@@ -188,7 +202,7 @@ def verify_chain(path: Path, keys: Iterable[SM2KeyPair]) -> ChainReport:
     started = time.perf_counter()
     trusted = {k.key_id: k for k in keys}
     head = _read_head(path, trusted)  # before the log: the head never runs ahead of what was written
-    seq, prev, n, signed_seq, torn = 0, GENESIS, 0, 0, False
+    seq, prev, n, signed_seq, torn, operations = 0, GENESIS, 0, 0, False, 0
     head_seq = head["seq"] if head else 0
     try:
         fh: IO[bytes] = path.open("rb")
@@ -235,6 +249,11 @@ def verify_chain(path: Path, keys: Iterable[SM2KeyPair]) -> ChainReport:
             if obj.get("prev") != prev:  # an intact entry whose predecessor was rewritten with a fresh hash
                 raise _tampered(path, "modified", seq, f"entry {seq} no longer links to entry {seq + 1}", number)
             seq, prev = seq + 1, claimed
+            if "opsig" in obj:
+                if not _operation_ok(obj, trusted):
+                    raise _tampered(path, "bad_signature", seq, f"key operation {obj.get('action')!r} signature does "
+                                    f"not verify (signer {(obj['opsig'] or {}).get('signer')!r})", number)
+                operations += 1
             if head and seq == head["seq"] and prev != head["head"]:
                 raise _tampered(path, "modified", signed_seq + 1, f"entries {signed_seq + 1}..{seq} were rewritten: "
                                 "the head file signed another hash", number, range=[signed_seq + 1, seq])
@@ -246,7 +265,7 @@ def verify_chain(path: Path, keys: Iterable[SM2KeyPair]) -> ChainReport:
     if head and head["checkpoints"] > n:
         raise _tampered(path, "deleted", signed_seq + 1, f"checkpoint {n + 1} is missing: the head file "
                                                          f"vouches for {head['checkpoints']}")
-    return ChainReport(str(path), seq, n, signed_seq, head_seq, torn, time.perf_counter() - started)
+    return ChainReport(str(path), seq, n, signed_seq, head_seq, torn, time.perf_counter() - started, operations)
 
 
 class ChainedAuditLog(AuditLog):
@@ -287,12 +306,26 @@ class ChainedAuditLog(AuditLog):
         Raises :class:`AuditWriteFailed` when it could not be written or made durable, and :class:`AuditTampered`
         when the log on disk no longer matches its head: in both cases release nothing.
         """
+        self._enqueue(self._event(viewer, action, entity, outcome, detail))
+
+    def record_operation(self, viewer: Viewer, action: str, entity: str, outcome: str, **detail: Any) -> None:
+        """Append a key operation (account, role, label, consent or key change): an entry that also carries its own
+        SM2 signature by the audit key (``opsig``), verified by :func:`verify_chain`."""
+        event = self._event(viewer, action, entity, outcome, detail)
+        signed = _signed(event, self.signer)
+        self._enqueue({**event, "opsig": {"signer": signed["signer"], "sig": signed["sig"]}})
+
+    @staticmethod
+    def _event(viewer: Viewer, action: str, entity: str, outcome: str, detail: dict[str, Any]) -> dict[str, Any]:
         clash = RESERVED & detail.keys()
         if clash:
             raise ValueError(f"reserved audit fields: {sorted(clash)}")
         event = {"recorded": _now(), "agent": {"who": viewer.user, "role": viewer.role},
                  "purposeOfUse": viewer.purpose, "action": action, "entity": entity, "outcome": outcome, **detail}
         _canonical(event)  # a detail JSON cannot hold fails here, in its own caller, not in another thread's batch
+        return event
+
+    def _enqueue(self, event: dict[str, Any]) -> None:
         request = _Request(event)
         # group commit: one caller at a time leads, writing, fsyncing and signing for every entry queued so far;
         # the others wait until theirs is done or it is their turn to lead

@@ -17,12 +17,15 @@ from graph import QUERIES, GraphStore, open_graph
 from ingest.load import LoadReport, load_folder
 from ontology import errors
 from ontology.model import Ontology
+from services.security.fields import FieldProtection
 
 
 @pytest.fixture(scope="module")
 def neo4j_loaded(neo4j_url: str, province: Path, onto: Ontology,
                  tmp_path_factory: pytest.TempPathFactory) -> tuple[GraphStore, LoadReport]:
-    store = open_graph(neo4j_url, engine="neo4j", onto=onto)
+    keys = tmp_path_factory.mktemp("neo4j-keys")  # its own keys: ciphertexts and digests differ, reads agree
+    protection = FieldProtection.at(keys / "fields-sm4.json", keys / "fields-digest.key")
+    store = open_graph(neo4j_url, engine="neo4j", onto=onto, protector=protection)
     store.clear()
     report = load_folder(store, province, quarantine_root=tmp_path_factory.mktemp("neo4j-quarantine"))
     yield store, report

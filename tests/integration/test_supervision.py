@@ -15,6 +15,7 @@ from ingest.load import load_folder
 from ontology import errors
 from ontology.model import Ontology
 from services.mpi import MasterPersonIndex
+from services.security import SM2KeyPair
 from services.supervision import AlertState, Supervision
 
 # Which field of a ground-truth anomaly names the record an alert must concern, and its class.
@@ -42,8 +43,13 @@ def as_of(province: Path) -> dt.datetime:
 
 
 @pytest.fixture(scope="module")
-def first_run(sup_store: GraphStore, as_of: dt.datetime):
-    sup = Supervision(sup_store)
+def alert_key() -> SM2KeyPair:
+    return SM2KeyPair.generate()
+
+
+@pytest.fixture(scope="module")
+def first_run(sup_store: GraphStore, as_of: dt.datetime, alert_key: SM2KeyPair):
+    sup = Supervision(sup_store, signer=alert_key)
     return sup, sup.run("core", as_of=as_of)
 
 
@@ -118,6 +124,30 @@ def test_lifecycle_with_who_when_why(first_run, as_of: dt.datetime) -> None:
     assert sup.false_positive(fp, "inspector:li", "慢性病长期处方 chronic")["alert_state"] == "false_positive"
     with pytest.raises(errors.UnknownAlert):
         sup.alert("AL-nope")
+
+
+def test_alerts_are_sm2_signed_and_checked_on_every_read(first_run, sup_store: GraphStore,
+                                                          alert_key: SM2KeyPair) -> None:
+    """GB/T 22239-2019 8.1.4.9 抗抵赖: alerts are signed by the platform key when written (raised, updated or
+    changed state) and verified when read; an alert altered in the engine reads as invalid."""
+    sup, _ = first_run
+    listed = sup.alerts(limit=1000)
+    assert listed and {a["signature_state"] for a in listed} == {"valid"}
+    code = next(a["code"] for a in listed if a["state"] == "new")
+    acked = sup.acknowledge(code, "inspector:zhao", "复核 re-checking")  # a state change re-signs
+    assert acked["signature_state"] == "valid" and acked["signed_by"] == alert_key.key_id
+    message = acked["message"]
+    forged = "已核实无问题 nothing found"
+    sup_store._run("MATCH (a:Alert) WHERE a.key = $k SET a.message = $m", {"k": code, "m": forged})
+    try:
+        assert sup.alert(code)["signature_state"] == "invalid"
+        assert next(a for a in sup.alerts(limit=1000) if a["code"] == code)["signature_state"] == "invalid"
+    finally:
+        sup_store._run("MATCH (a:Alert) WHERE a.key = $k SET a.message = $m", {"k": code, "m": message})
+    assert sup.alert(code)["signature_state"] == "valid"
+    stranger = Supervision(sup_store, signer=SM2KeyPair.generate())
+    assert stranger.alert(code)["signature_state"] == "unknown_key"
+    assert Supervision(sup_store, trusted=[alert_key.public_key()]).alert(code)["signature_state"] == "valid"
 
 
 def test_re_evaluation_closes_alerts_whose_condition_no_longer_holds(first_run, as_of: dt.datetime) -> None:

@@ -37,3 +37,21 @@ def test_users_locks_consent_and_clients(env: AccessStore) -> None:
     assert not env.consented("R1", "U1", "treatment", "diagnoses")
     assert run(access_app, ["client", "add", "his-1", "--institution", "U1"]).exit_code == 0
     assert env.client("his-1")["role"] == "node"
+
+
+def test_every_change_is_a_signed_key_operation_in_the_audit(env: AccessStore, tmp_path: Path) -> None:
+    from services.security import iter_events
+    from services.settings import Settings
+
+    run = CliRunner().invoke
+    assert run(access_app, ["user", "add", "dr-li", "--role", "clinician", "--institution", "U1"]).exit_code == 0
+    assert run(access_app, ["user", "lock", "dr-li"]).exit_code == 0
+    assert run(access_app, ["consent", "grant", "R1", "--institution", "U1"]).exit_code == 0
+    refused = run(access_app, ["user", "add", "root", "--role", "system_admin", "--role", "audit_admin"])
+    assert refused.exit_code == 2
+    settings = Settings()
+    events = list(iter_events(settings.audit_path))
+    assert [e["action"] for e in events] == ["access:user:add", "access:user:lock", "consent:grant"]
+    assert events[0]["entity"] == "User/dr-li" and events[0]["roles"] == ["clinician"]
+    assert all(e["opsig"]["signer"] == settings.platform_key().key_id for e in events)
+    assert settings.audit_log().verify().operations == 3

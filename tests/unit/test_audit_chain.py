@@ -223,6 +223,38 @@ def test_forged_checkpoint_signature(tmp_path: Path, key: SM2KeyPair) -> None:
     assert tampered(path, key).details["kind"] == "bad_signature"
 
 
+def test_key_operations_carry_their_own_sm2_signature(tmp_path: Path, key: SM2KeyPair) -> None:
+    """GB/T 22239-2019 8.1.4.9 抗抵赖: an account, consent or key change is signed on its own, so rewriting it and
+    re-hashing the chain from there (no checkpoint yet) is still caught."""
+    path = tmp_path / "audit.jsonl"
+    log = ChainedAuditLog(path, key, checkpoint_every=1000)
+    admin = Viewer(user="cli:root", role="security_admin", purpose="operations")
+    log.record(VIEWER, "read", "Person/P001", "success")
+    log.record_operation(admin, "access:user:add", "User/dr-li", "success", roles=["clinician"])
+    log.record(VIEWER, "read", "Person/P002", "success")
+    report = log.verify()
+    assert (report.entries, report.operations) == (3, 1)
+    op = log.events()[1]
+    assert op["opsig"]["signer"] == key.key_id and "opsig" not in log.events()[0]
+    with pytest.raises(ValueError):
+        log.record(VIEWER, "read", "Person/P003", "success", opsig={"sig": "x"})
+    log.close()
+    # Mallory grants herself a role and recomputes every hash after it (the head file's signature aside).
+    rows, prev = [], audit_chain.GENESIS
+    for raw in lines(path):
+        obj = json.loads(raw)
+        obj.pop("hash")
+        if obj["seq"] == 2:
+            obj["roles"] = ["security_admin"]
+        obj["prev"] = prev
+        prev, line = entry_line(obj)
+        rows.append(line)
+    path.write_bytes(b"".join(rows))
+    with pytest.raises(AuditTampered) as err:
+        verify_chain(path, [key])
+    assert (err.value.details["kind"], err.value.details["seq"]) == ("bad_signature", 2)
+
+
 def test_two_threads_append_1000_each(tmp_path: Path, key: SM2KeyPair) -> None:
     path = tmp_path / "audit.jsonl"
     log = ChainedAuditLog(path, key, checkpoint_every=250, sync_every=100)
