@@ -29,7 +29,7 @@ import pyarrow as pa
 from graph.dialect import LadybugDialect
 from graph.protect import FieldProtector
 from graph.store import GraphStore
-from ontology.errors import GraphError, StoreLocked, TransactionFailed
+from ontology.errors import GraphError, SchemaMismatch, StoreLocked, TransactionFailed
 from ontology.model import Ontology
 
 SMALL_ROWS = 64
@@ -60,7 +60,11 @@ class LadybugStore(GraphStore):
             self._open()
             _OPEN_PATHS.add(self.path.resolve())
         self._in_tx = False
-        self.ensure_schema()
+        try:
+            self.ensure_schema()
+        except BaseException:
+            self.close()
+            raise
 
     def _open(self) -> None:
         try:
@@ -116,9 +120,27 @@ class LadybugStore(GraphStore):
         self._in_tx = False
 
     def ensure_schema(self) -> None:
+        """Create what is missing; a table stored by an older ontology gains the properties added since
+        (``ALTER TABLE … ADD``, existing rows null). A stored column the ontology no longer declares, or
+        declares with another type, raises :class:`SchemaMismatch`: that needs a reload, not a patch."""
         with self._write_lock:
             for stmt in self.dialect.schema_statements(self.onto):
                 self._execute(stmt)
+            self._order: dict[str, list[str]] = {}
+            for table in self.onto.tables:
+                stored = {r["name"]: r["type"] for r in self._records(f"CALL table_info('{table}') RETURN *")}
+                wanted = {"key": "STRING", "class": "STRING"} | {  # table_info spells BOOLEAN as BOOL
+                    name: self.dialect.column_type(p).replace("BOOLEAN", "BOOL")
+                    for name, p in self.onto.table_properties(table).items()}
+                wrong = {n: t for n, t in stored.items() if wanted.get(n, t) != t or n not in wanted}
+                if wrong:
+                    raise SchemaMismatch(
+                        f"{self.path}: table {table} stores {', '.join(f'{n} {t}' for n, t in wrong.items())}, which the "
+                        "ontology no longer declares so; load into a new graph (or delete this one and load again)",
+                        table=table, columns=sorted(wrong))
+                for name in wanted.keys() - stored.keys():
+                    self._execute(f"ALTER TABLE {table} ADD `{name}` {wanted[name]}")
+                self._order[table] = [*stored, *(n for n in wanted if n not in stored)]
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -158,6 +180,8 @@ class LadybugStore(GraphStore):
         props = self.onto.table_properties(table)
         fields = [pa.field("key", pa.string()), pa.field("class", pa.string())]
         fields += [pa.field(n, pa.list_(pa.string()) if p.is_list else _ARROW[p.datatype]) for n, p in props.items()]
+        by_name = {f.name: f for f in fields}
+        fields = [by_name[n] for n in self._order[table]]  # COPY is positional: the stored order, migrations last
         arrays = []
         for f in fields:
             col = rows[f.name]

@@ -28,7 +28,8 @@ the message says what went wrong, where, the valid options and a fix.
     │   ├── QueryParameterError            HG-0203
     │   ├── TransactionFailed              HG-0204
     │   ├── NodeNotFound                   HG-0205
-    │   └── GraphUnavailable               HG-0206  (retryable) a graph server cannot be reached
+    │   ├── GraphUnavailable               HG-0206  (retryable) a graph server cannot be reached
+    │   └── SchemaMismatch                 HG-0207  a stored table holds a column the ontology no longer declares, or another type
     ├── IngestError                        HG-03xx  reading and loading inputs
     │   ├── InputFormatError               HG-0301
     │   └── ReconciliationError            HG-0302
@@ -253,6 +254,12 @@ class GraphUnavailable(GraphError):
 
     def is_retryable(self) -> bool:
         return True
+
+
+class SchemaMismatch(GraphError):
+    code = "HG-0207"
+    title = "图结构与本体不符 stored schema differs from the ontology"
+    http_status = 500
 
 
 class IngestError(HealthGraphError):

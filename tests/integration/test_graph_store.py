@@ -112,3 +112,30 @@ def test_one_store_per_path(tmp_path: Path, onto) -> None:
         assert proc.returncode != 0 and "HG-0201" in proc.stderr
     finally:
         store.close()
+
+
+def test_a_graph_from_an_older_ontology_gains_the_new_properties(tmp_path: Path, onto) -> None:
+    """Opening a graph stored before properties were added adds them (existing rows null) and bulk writes
+    still line up: COPY is positional and the added columns come last."""
+    store = open_graph(tmp_path / "g.lbdb", onto=onto)
+    store._run("ALTER TABLE Resident DROP id_number_digest")
+    store._run("ALTER TABLE Resident DROP pregnant")
+    store.close()
+    store = open_graph(tmp_path / "g.lbdb", onto=onto)
+    try:
+        n = 200  # above the row-by-row threshold: the bulk COPY path
+        frame = pd.DataFrame({"key": [f"T:{i}" for i in range(n)], "class": "Resident", "source_system": "T",
+                              "source_id": [str(i) for i in range(n)], "name": "李四", "sex": "2",
+                              "birth_date": pd.to_datetime(["1990-05-01"] * n).date, "pregnant": [i % 2 == 0 for i in range(n)],
+                              "id_number": "110105199005010026"})
+        rows = validate_nodes(onto, "Resident", frame)
+        assert store.upsert_nodes("Resident", rows.accepted, Provenance("t", "b1")).inserted == n
+        node = store.get("Resident", "T:3")
+        assert (node["pregnant"], node["id_number"], node["name"]) == (False, "110105199005010026", "李四")
+        assert len(store.query("records_sharing_id_number", residents=["T:0"])) == n
+        store._run("ALTER TABLE Resident ADD legacy_code STRING")
+    finally:
+        store.close()
+    with pytest.raises(errors.SchemaMismatch) as exc:
+        open_graph(tmp_path / "g.lbdb", onto=onto)
+    assert exc.value.code == "HG-0207" and "legacy_code" in exc.value.message
