@@ -138,9 +138,12 @@ class LadybugStore(GraphStore):
                         f"{self.path}: table {table} stores {', '.join(f'{n} {t}' for n, t in wrong.items())}, which the "
                         "ontology no longer declares so; load into a new graph (or delete this one and load again)",
                         table=table, columns=sorted(wrong))
-                for name in wanted.keys() - stored.keys():
+                missing = [n for n in wanted if n not in stored]
+                for name in missing:
                     self._execute(f"ALTER TABLE {table} ADD `{name}` {wanted[name]}")
-                self._order[table] = [*stored, *(n for n in wanted if n not in stored)]
+                if missing:  # the engine's own order is the one COPY follows
+                    stored = {r["name"]: r["type"] for r in self._records(f"CALL table_info('{table}') RETURN *")}
+                self._order[table] = list(stored)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

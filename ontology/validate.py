@@ -7,6 +7,7 @@ its stable code. Nothing is dropped silently: ``len(batch) == len(accepted) + le
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -210,6 +211,9 @@ def _records(frame: pd.DataFrame, rows: Iterable[int]) -> list[dict[str, Any]]:
 
 def plain(v: Any) -> Any:
     """A numpy/pandas/Arrow scalar as a plain Python value (None for every kind of missing)."""
+    kind = type(v)
+    if kind is str or kind is int or kind is bool or kind is dt.datetime or kind is dt.date:
+        return v  # what the engines hand back most: no conversion (checked first, by exact type, for speed)
     if v is None or v is pd.NA or v is pd.NaT:
         return None
     if isinstance(v, float) and np.isnan(v):

@@ -128,18 +128,20 @@ def evaluate(rule: Rule, rows: list[dict[str, Any]], *, as_of: dt.datetime | Non
     out = Evaluation(rule)
     by_key: dict[tuple, Finding] = {}
     extra = {**rule.constants, "as_of": _with_timezone(as_of)}
-    # A condition is a pure function of its columns: rows repeating the same values (most rows of a
-    # large pack share a few dose, supply or status combinations) are evaluated once.
+    # A condition is a pure function of the columns it reads (the constants are fixed for the run):
+    # rows repeating the same values of those (most rows of a large pack share a few dose, supply,
+    # licence or status combinations) are evaluated once.
+    reads = rule.condition_columns
     verdicts: dict[tuple, bool | str] = {}
     for row in rows:
         when = _as_datetime(row.get(rule.at)) if rule.at else None
         if when is not None and (not rule.in_effect(when) or (since and when < since) or (until and when >= until)):
             continue
         out.rows += 1
-        values = tuple(_hashable(row.get(c)) for c in rule.columns)
+        values = tuple(_hashable(row.get(c)) for c in reads)
         held = verdicts.get(values)
         if held is None:
-            thing = {c: _with_timezone(row.get(c)) for c in rule.columns}
+            thing = {c: _with_timezone(row.get(c)) for c in reads}
             thing.update(extra)
             try:
                 held = verdicts[values] = rule.compiled.matches(thing)
