@@ -58,7 +58,7 @@ from services.security.gm import SM2KeyPair, sm3, write_secret
 GENESIS = "0" * 64
 """The ``prev`` of the first entry."""
 
-RESERVED = frozenset({"seq", "prev", "hash", "type", "opsig"})
+RESERVED = frozenset({"seq", "prev", "hash", "type", "opsig", "signer", "sig"})
 """Detail names ``record`` refuses: the chain's own fields."""
 
 _ENTRY_PREFIX = b'{"hash":"'
