@@ -214,6 +214,8 @@ def plain(v: Any) -> Any:
     kind = type(v)
     if kind is str or kind is int or kind is bool or kind is dt.datetime or kind is dt.date:
         return v  # what the engines hand back most: no conversion (checked first, by exact type, for speed)
+    if kind is list and all(type(x) is str for x in v):
+        return v  # a list of codes, as the engines return lists of strings
     if v is None or v is pd.NA or v is pd.NaT:
         return None
     if isinstance(v, float) and np.isnan(v):
