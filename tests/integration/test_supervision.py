@@ -177,6 +177,21 @@ def test_backtest_counts_per_rule_without_creating_alerts(first_run, truth: dict
     assert sum(r.findings for r in empty.rules if sup.rule(r.rule_id).at) == 0
 
 
+def test_rules_sharing_a_query_fetch_it_once_per_run(sup_store: GraphStore, as_of: dt.datetime,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    sup = Supervision(sup_store)
+    alone = {rid: sup.backtest(rules=[rid], as_of=as_of).rules[0]
+             for rid in ("practice_outside_scope", "practice_without_valid_registration")}
+    calls: list[str] = []
+    query = sup_store.query
+    monkeypatch.setattr(sup_store, "query", lambda name, **params: calls.append(name) or query(name, **params))
+    together = sup.backtest(rules=list(alone), as_of=as_of)
+    assert calls.count("encounter_practice") == 1
+    assert [(r.rows, r.matched, r.findings) for r in together.rules] == \
+        [(r.rows, r.matched, r.findings) for r in alone.values()]
+    assert all(r.findings >= 1 for r in together.rules)  # each rule has a planted anomaly: not 0 == 0
+
+
 def test_rules_needing_the_master_index_are_skipped_without_it(store: GraphStore, as_of: dt.datetime) -> None:
     sup = Supervision(store)  # the shared store: no master index; a backtest writes nothing
     report = sup.backtest(rules=["overlapping_admissions"], as_of=as_of)
