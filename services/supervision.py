@@ -155,7 +155,7 @@ class Supervision:
         """Fetch the rule's candidate rows and evaluate them, without writing anything.
 
         ``fetched`` shares candidate rows between the rules of one run: rules naming the same query and
-        parameters (four practice rules read every encounter, five prescription rules every item) fetch once.
+        parameters (four practice rules read every encounter, four prescription rules every item) fetch once.
         """
         started = time.perf_counter()
         run = RuleRun(rule.id, rule.version, str(rule.severity))
