@@ -114,6 +114,7 @@ class Ontology:
     sensitivity_labels: dict[str, SensitivityLabel]
     _descendants: dict[str, frozenset[str]] = field(repr=False)
     _ancestors: dict[str, tuple[str, ...]] = field(repr=False)
+    _table_properties: dict[str, dict[str, Property]] = field(default_factory=dict, repr=False)
 
     # ---- classes
     def cls(self, name: str) -> ClassDef:
@@ -167,10 +168,12 @@ class Ontology:
 
     def table_properties(self, table: str) -> dict[str, Property]:
         """Every property any class stored in ``table`` may carry: the table's columns."""
-        out: dict[str, Property] = {}
-        for c in sorted(self.descendants(table)):
-            out.update(self.properties_of(c))
-        return dict(sorted(out.items(), key=lambda kv: (kv[1].system, kv[0])))
+        if table not in self._table_properties:  # asked on every read and write; the ontology never changes once loaded
+            out: dict[str, Property] = {}
+            for c in sorted(self.descendants(table)):
+                out.update(self.properties_of(c))
+            self._table_properties[table] = dict(sorted(out.items(), key=lambda kv: (kv[1].system, kv[0])))
+        return dict(self._table_properties[table])
 
     def required_of(self, name: str) -> frozenset[str]:
         req: set[str] = set()
