@@ -113,6 +113,10 @@ class LadybugStore(GraphStore):
             names = result.get_column_names()
             return [dict(zip(names, row, strict=True)) for row in result.get_all()]
 
+    def _run_arrow(self, statement: str, params: dict[str, Any] | None = None) -> pa.Table:
+        with self._lock:
+            return self._execute(statement, params).get_as_arrow()
+
     def _discard_connection(self) -> None:
         # After a failed statement inside an explicit transaction the next statement on the same
         # connection can segfault (BACKENDS.md); never reuse it.

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from graph.catalog import NamedQuery, named_query
 from graph.dialect import Dialect
@@ -151,6 +152,11 @@ class GraphStore(ABC):
     def _records(self, statement: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Execute one statement and return its rows as dicts (engines may skip the DataFrame)."""
         return self._run(statement, params).to_dict("records")
+
+    def _run_arrow(self, statement: str, params: dict[str, Any] | None = None) -> pa.Table:
+        """Execute one statement and return its rows as an Arrow table (engines with a columnar result
+        hand it over without a Python object per value)."""
+        return pa.Table.from_pylist([{k: plain(v) for k, v in r.items()} for r in self._records(statement, params)])
 
     @abstractmethod
     def _encode_nodes(self, table: str, rows: pd.DataFrame) -> Any:
@@ -521,6 +527,17 @@ class GraphStore(ABC):
         """Run a named query from the catalog with typed parameters."""
         q = named_query(name)
         return self._opened(q, [{k: plain(v) for k, v in r.items()} for r in self._records(q.cypher, self._bind(q, params))])
+
+    def query_table(self, name: str, **params: Any) -> pa.Table:
+        """Run a named query and return its rows as an Arrow table: for scans of many rows (a supervision
+        rule's candidates), where a dict per row would cost more than the query."""
+        q = named_query(name)
+        table = self._run_arrow(q.cypher, self._bind(q, params))
+        for column, field_name in q.sealed.items():
+            if column in table.column_names:
+                opened = pa.array(self._unseal(field_name, table.column(column).to_pylist()), pa.string())
+                table = table.set_column(table.column_names.index(column), column, opened)
+        return table
 
     def _bind(self, q: NamedQuery, params: dict[str, Any]) -> dict[str, Any]:
         """The query's bound parameters, with values of digested parameters replaced by their digests."""

@@ -12,9 +12,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 import rule_engine
 
 from ontology.errors import RuleTestFailed
+from rules.columnar import candidates
 from rules.model import TIMEZONE, Pack, Rule
 
 MAX_EVIDENCE_ROWS = 20
@@ -118,14 +120,17 @@ class Evaluation:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
-def evaluate(rule: Rule, rows: list[dict[str, Any]], *, as_of: dt.datetime | None = None,
+def evaluate(rule: Rule, rows: list[dict[str, Any]] | pa.Table, *, as_of: dt.datetime | None = None,
              since: dt.datetime | None = None, until: dt.datetime | None = None) -> Evaluation:
-    """Evaluate ``rule`` on candidate rows. Rows whose event time (``at``) is outside the rule's
-    effective dates or outside [since, until) are skipped; rows with equal dedup-key values make one
-    finding. Rows the condition cannot evaluate (e.g. a null compared with a number) are reported in
-    ``errors``, never silently dropped."""
+    """Evaluate ``rule`` on candidate rows (dicts, or an Arrow table: see :mod:`rules.columnar`). Rows
+    whose event time (``at``) is outside the rule's effective dates or outside [since, until) are
+    skipped; rows with equal dedup-key values make one finding. Rows the condition cannot evaluate
+    (e.g. a null compared with a number) are reported in ``errors``, never silently dropped."""
     as_of = as_of or dt.datetime.now().replace(microsecond=0)
     out = Evaluation(rule)
+    in_scope = None
+    if isinstance(rows, pa.Table):  # drop the rows the condition certainly rejects, column by column
+        in_scope, rows = candidates(rule, rows, as_of=as_of, since=since, until=until)
     by_key: dict[tuple, Finding] = {}
     extra = {**rule.constants, "as_of": _with_timezone(as_of)}
     # A condition is a pure function of the columns it reads (the constants are fixed for the run):
@@ -147,6 +152,8 @@ def evaluate(rule: Rule, rows: list[dict[str, Any]], *, as_of: dt.datetime | Non
                 held = verdicts[values] = rule.compiled.matches(thing)
             except rule_engine.errors.EngineError as exc:
                 held = verdicts[values] = exc.message
+            except (TypeError, ArithmeticError) as exc:  # rule-engine lets some through, e.g. 'a' + null
+                held = verdicts[values] = f"{type(exc).__name__}: {exc}"
         if isinstance(held, str):
             if len(out.errors) < MAX_EVIDENCE_ROWS:
                 out.errors.append({"row": {k: _json_value(v) for k, v in row.items()}, "error": held})
@@ -160,6 +167,8 @@ def evaluate(rule: Rule, rows: list[dict[str, Any]], *, as_of: dt.datetime | Non
             finding = by_key[key] = Finding(rule, {c: row.get(c) for c in rule.dedup_key})
         finding.rows.append(row)
     out.findings = list(by_key.values())
+    if in_scope is not None:
+        out.rows = in_scope
     return out
 
 

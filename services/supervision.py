@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from graph import GraphStore, Provenance
 from ontology import errors
@@ -151,7 +152,7 @@ class Supervision:
 
     def evaluate_rule(self, rule: Rule, *, as_of: dt.datetime, since: dt.datetime | None = None,
                       until: dt.datetime | None = None,
-                      fetched: dict[tuple[str, str], list[dict[str, Any]]] | None = None) -> tuple[Evaluation | None, RuleRun]:
+                      fetched: dict[tuple[str, str], pa.Table] | None = None) -> tuple[Evaluation | None, RuleRun]:
         """Fetch the rule's candidate rows and evaluate them, without writing anything.
 
         ``fetched`` shares candidate rows between the rules of one run: rules naming the same query and
@@ -165,7 +166,7 @@ class Supervision:
         fetched = {} if fetched is None else fetched
         source = (rule.query, json.dumps(rule.params, sort_keys=True, default=str))
         if source not in fetched:
-            fetched[source] = self.store.query(rule.query, **rule.params)
+            fetched[source] = self.store.query_table(rule.query, **rule.params)
         ev = evaluate(rule, fetched[source], as_of=as_of, since=since, until=until)
         run.rows, run.matched, run.findings, run.errors = ev.rows, ev.matched, len(ev.findings), ev.errors
         run.seconds = round(time.perf_counter() - started, 4)
@@ -180,7 +181,7 @@ class Supervision:
         as_of = as_of or self.clock()
         pack_id, chosen = self._rules(pack, rules)
         report = RunReport(pack_id, as_of.isoformat(), None, None, False, [])
-        fetched: dict[tuple[str, str], list[dict[str, Any]]] = {}  # candidate queries never read the alerts written here
+        fetched: dict[tuple[str, str], pa.Table] = {}  # candidate queries never read the alerts written here
         for rule in chosen:
             ev, run = self.evaluate_rule(rule, as_of=as_of, fetched=fetched)
             if ev is not None:
@@ -197,7 +198,7 @@ class Supervision:
         as_of = as_of or until or self.clock()
         pack_id, chosen = self._rules(pack, rules)
         report = RunReport(pack_id, as_of.isoformat(), _iso(since), _iso(until), True, [])
-        fetched: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        fetched: dict[tuple[str, str], pa.Table] = {}
         for rule in chosen:
             ev, run = self.evaluate_rule(rule, as_of=as_of, since=since, until=until, fetched=fetched)
             if ev is not None:

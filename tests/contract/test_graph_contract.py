@@ -7,6 +7,8 @@ query has ORDER BY). Writes are checked on empty stores in test_graph_writes.py.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,10 @@ from graph import QUERIES, GraphStore, open_graph
 from ingest.load import LoadReport, load_folder
 from ontology import errors
 from ontology.model import Ontology
+from ontology.validate import plain
+from rules import load_packs
 from services.security.fields import FieldProtection
+from services.supervision import Supervision
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +210,24 @@ def test_query_each_runs_a_named_query_per_value(engines, truth: dict) -> None:
     assert {r["unit"] for r in whereabouts} == set(units)
     assert set(donor["transfused_units"]) <= {r["unit"] for r in whereabouts if r["recipient"]}
     assert all(s.query_each("units_made_from", "din", []) == [] for s in engines.values())
+
+
+def test_query_tables_hold_the_rows_of_query_on_both_engines(engines, onto: Ontology) -> None:
+    """``query_table`` (Arrow, for supervision's scans) returns the rows ``query`` returns, values typed alike."""
+    names = sorted({rule.query for rule in load_packs(onto)["core"].rules.values()} - MASTER_INDEX_QUERIES)
+    assert len(names) >= 8
+    for name in names:
+        rows = _same(engines, lambda s, name=name: _canonical([{k: plain(v) for k, v in r.items()}
+                                                               for r in s.query_table(name).to_pylist()]))
+        assert rows == _canonical(engines["ladybug"].query(name)), name
+
+
+def test_supervision_backtest_is_the_same_on_both_engines(engines, province: Path) -> None:
+    """Every core rule that needs no master index (the shared stores have none) counts the same rows and
+    findings on both engines, through the columnar path."""
+    as_of = dt.datetime.fromisoformat(json.loads((province / "manifest.json").read_text(encoding="utf-8"))["as_of"])
+    reports = {name: Supervision(s).backtest("core", as_of=as_of, samples=0) for name, s in engines.items()}
+    summary = {name: [(r.rule_id, r.rows, r.matched, r.findings, r.skipped) for r in report.rules]
+               for name, report in reports.items()}
+    assert summary["ladybug"] == summary["neo4j"]
+    assert sum(r.findings for r in reports["ladybug"].rules) >= 10
