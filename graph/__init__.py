@@ -25,18 +25,19 @@ ENGINES = ("ladybug", "neo4j")
 
 def open_graph(target: str | Path, *, engine: str = "ladybug", onto: Ontology | None = None,
                auth: tuple[str, str] | None = None, database: str = "neo4j",
-               protector: FieldProtector | None = None) -> GraphStore:
+               protector: FieldProtector | None = None, buffer_pool_mb: int = 1024) -> GraphStore:
     """Open the graph store and create the schema generated from the ontology (idempotent).
 
     ``target`` is a folder path for the embedded engine (``ladybug``) and a Bolt URI for
     ``neo4j`` (``auth`` and ``database`` apply to Neo4j only). ``protector`` seals the ontology's
     encrypted properties (the platform passes its SM4-GCM keys; without one they are stored as given).
+    ``buffer_pool_mb`` sizes the embedded engine's buffer pool.
     """
     onto = onto or load_ontology()
     if engine == "ladybug":
         from graph.ladybug import LadybugStore
 
-        return LadybugStore(target, onto, protector=protector)
+        return LadybugStore(target, onto, protector=protector, buffer_pool_mb=buffer_pool_mb)
     if engine == "neo4j":
         from graph.neo4j import Neo4jStore
 

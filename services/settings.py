@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     graph_engine: Literal["ladybug", "neo4j"] = Field(
         "ladybug", validation_alias=AliasChoices("HEALTHGRAPH_GRAPH", "HEALTHGRAPH_GRAPH_ENGINE"),
         description="Graph engine: embedded LadybugDB (default) or a Neo4j 5 server")
+    graph_buffer_pool_mb: int = Field(
+        1024, ge=64, description="LadybugDB's buffer pool (MiB): pages it caches and the memory its queries may "
+        "hold; raise it for provinces of a million residents and more (docs/engines.md)")
     neo4j_uri: str = Field("bolt://127.0.0.1:7687", description="Bolt URI when graph_engine is neo4j")
     neo4j_user: str | None = Field(None, description="Neo4j user (None: the server runs without auth)")
     neo4j_password: SecretStr | None = None
@@ -60,7 +63,8 @@ class Settings(BaseSettings):
                 if self.neo4j_user else None
             return open_graph(self.neo4j_uri, engine="neo4j", onto=onto, auth=auth, database=self.neo4j_database,
                               protector=protector)
-        return open_graph(self.graph_path, engine="ladybug", onto=onto, protector=protector)
+        return open_graph(self.graph_path, engine="ladybug", onto=onto, protector=protector,
+                          buffer_pool_mb=self.graph_buffer_pool_mb)
 
     @property
     def field_keyring_path(self) -> Path:
