@@ -87,14 +87,14 @@ def _in_scope(rule: Rule, table: pa.Table, since: dt.datetime | None, until: dt.
     if at.kind != "time":
         return None
     micros = _micros(at.data)
+    day = dt.timedelta(days=1)
+    lower = [rule.effective_from and dt.datetime.combine(rule.effective_from, dt.time()), since and _naive(since)]
+    upper = [rule.effective_to and dt.datetime.combine(rule.effective_to + day, dt.time()), until and _naive(until)]
     inside = np.ones(len(micros), dtype=bool)
-    bounds = [(rule.effective_from and dt.datetime.combine(rule.effective_from, dt.time()), "from"),
-              (rule.effective_to and dt.datetime.combine(rule.effective_to + dt.timedelta(days=1), dt.time()), "to"),
-              (since and _naive(since), "from"), (until and _naive(until), "to")]
-    for bound, side in bounds:
-        if bound:
-            edge = _micros_of(bound)
-            inside &= micros >= edge if side == "from" else micros < edge
+    for bound in filter(None, lower):
+        inside &= micros >= _micros_of(bound)
+    for bound in filter(None, upper):
+        inside &= micros < _micros_of(bound)
     return inside | ~_valid(at, len(micros))
 
 
@@ -108,9 +108,11 @@ def _column(table: pa.Table, name: str) -> _Value:
     if pa.types.is_integer(kind):
         return _Value(pc.cast(array, pa.float64()), "num")
     if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        exact = pa.types.is_floating(kind)  # a Decimal reaches rule-engine as is, finer than a float
         array = pc.cast(array, pa.float64())
         # the row path reads NaN as null (ontology.validate.plain)
-        return _Value(pc.if_else(pc.is_nan(array), pa.scalar(None, pa.float64()), array), "num", integral=False)
+        return _Value(pc.if_else(pc.is_nan(array), pa.scalar(None, pa.float64()), array), "num", exact=exact,
+                      integral=False)
     if pa.types.is_timestamp(kind) and kind.tz is None:
         return _Value(pc.cast(array, pa.timestamp("us")), "time")
     if pa.types.is_date(kind):
