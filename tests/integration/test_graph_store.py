@@ -139,3 +139,14 @@ def test_a_graph_from_an_older_ontology_gains_the_new_properties(tmp_path: Path,
     with pytest.raises(errors.SchemaMismatch) as exc:
         open_graph(tmp_path / "g.lbdb", onto=onto)
     assert exc.value.code == "HG-0207" and "legacy_code" in exc.value.message
+
+
+def test_the_buffer_pool_is_a_setting(tmp_path: Path, onto) -> None:
+    """A 1M-resident province needs more than the default 1 GiB pool for some reads (docs/engines.md)."""
+    from services.settings import Settings
+
+    store = Settings(data_dir=tmp_path, graph_buffer_pool_mb=256, encrypt_fields=False).open_graph(onto)
+    try:
+        assert store._run("CALL bm_info() RETURN *").iloc[0, 0] == 256 * 1024 * 1024
+    finally:
+        store.close()
