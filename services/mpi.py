@@ -463,10 +463,14 @@ class MasterPersonIndex:
         return summary
 
     def _bulk_goldens(self, records: pd.DataFrame, master: pd.Series) -> pd.DataFrame:
+        # Grouped by hand, masters in order of first appearance: a pandas group per master cost ~0.3 ms
+        # (most masters have one record), minutes at 1M residents.
+        members: dict[str, list[Row]] = {}
+        for row, m in zip(records.to_dict("records"), master.reindex(records["key"]).to_numpy(), strict=True):
+            members.setdefault(m, []).append(row)
         rows = []
-        grouped = records.assign(_master=master.reindex(records["key"]).to_numpy()).groupby("_master", sort=False)
-        for m, group in grouped:
-            golden, chosen = survivorship(group.to_dict("records"), self.trust, {})
+        for m, group in members.items():
+            golden, chosen = survivorship(group, self.trust, {})
             rows.append({"key": m, "class": "MasterPerson", "master_id": m, "status": ACTIVE, **golden,
                          "survivorship": json.dumps(chosen, ensure_ascii=False)})
         return pd.DataFrame(rows)
