@@ -37,14 +37,14 @@ def _counts(province: Path) -> dict[str, int]:
 
 
 def run_engine(engine: str, target: str, province: Path, work: Path, *, as_of: dt.datetime,
-               repeat: int) -> dict[str, Any]:
+               repeat: int, buffer_pool_mb: int = 1024) -> dict[str, Any]:
     from graph import open_graph
     from ingest.load import load_folder
     from services.mpi import MasterPersonIndex
     from ontology.errors import GraphError
     from services.supervision import Supervision
 
-    store = open_graph(target, engine=engine)
+    store = open_graph(target, engine=engine, buffer_pool_mb=buffer_pool_mb)
     if engine == "neo4j":
         store.clear()
     try:
@@ -146,6 +146,9 @@ def main() -> None:
     parser.add_argument("--neo4j", action="store_true", help="also on a real Neo4j server (loads at ~10k rows/s)")
     parser.add_argument("--province", type=Path, help="a province already generated (healthgraph generate) instead "
                         "of generating one here (7 min at 1M); its manifest gives --residents and --seed")
+    parser.add_argument("--buffer-pool-mb", type=int, default=1024,
+                        help="LadybugDB's buffer pool (HEALTHGRAPH_GRAPH_BUFFER_POOL_MB): at 1M residents the master "
+                        "index build, one transaction on the embedded store, needs more than the default 1024")
     ns = parser.parse_args()
 
     from ingest.synthetic import generate
@@ -169,7 +172,7 @@ def main() -> None:
         as_of = dt.datetime.fromisoformat(manifest["as_of"])
         results: dict[str, dict[str, Any]] = {}
         results["ladybug"] = run_engine("ladybug", str(work / "g.lbdb"), province, work, as_of=as_of,
-                                        repeat=ns.repeat)
+                                        repeat=ns.repeat, buffer_pool_mb=ns.buffer_pool_mb)
         if ns.neo4j:
             with console.status("starting Neo4j"):
                 neo4j = servers.start("neo4j", work / "neo4j", port=servers.free_port("neo4j", 0))
