@@ -7,9 +7,10 @@ province, with per-rule times, on the embedded LadybugDB store and (``--neo4j``)
 
 Per engine: validated load, master person index build (two rules need it), then ``--repeat``
 backtests of the core pack over the whole period up to the province's as-of date (first = cold,
-the rest warm), then the pack as one backtest (rules naming the same query fetch its rows once). Figures: per-rule seconds (rows fetched, findings) of the fastest run, the seconds
-of the rule's query alone (a separate query-only pass; the rest is evaluating the condition per row
-in Python), pack totals cold and warm, and the ratio Neo4j ÷ LadybugDB. Results: benchmarks/results/rules-<residents>.json.
+the rest warm), then the pack as one backtest (rules naming the same query fetch its rows once).
+Figures: per-rule seconds (rows fetched, findings) of the fastest run, the seconds of the rule's query
+alone (a separate query-only pass, rows as Arrow; the rest is pruning and judging rows in Python), pack
+totals cold and warm, and the ratio Neo4j ÷ LadybugDB. Results: benchmarks/results/rules-<residents>.json.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def run_engine(engine: str, target: str, province: Path, work: Path, *, as_of: d
             for rule in sup.pack("core").rules.values():  # the candidate rows alone, no condition
                 t = time.perf_counter()
                 if not sup._unmet(rule) and "failed" not in runs[0]["rules"][rule.id]:
-                    store.query(rule.query, **rule.params)
+                    store.query_table(rule.query, **rule.params)  # as the rules read it: Arrow, no dicts
                 query_s[rule.id] = time.perf_counter() - t
         best = {rid: min((run["rules"][rid] for run in runs), key=lambda r: r["seconds"]) for rid in runs[0]["rules"]}
         for rid, r in best.items():
