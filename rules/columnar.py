@@ -348,7 +348,7 @@ class _Translator:
                 return _Value(left.data + right.data, "str")
             return _Value(pc.binary_join_element_wise(left.data, right.data, ""), "str")
         if left.kind == "num":
-            return self._number(pc.add, left, right, exact=True)
+            return self._number(pc.add, left, right, keeps_integers=True)
         return None
 
     def _SubtractExpression(self, node: ast.SubtractExpression) -> _Value | None:
@@ -361,7 +361,7 @@ class _Translator:
             valid = _valid(left, n) & _valid(right, n)
             return _Value(pa.array(micros, pa.int64(), mask=~valid), "delta")
         if left.kind == "num":
-            return self._number(pc.subtract, left, right, exact=True)
+            return self._number(pc.subtract, left, right, keeps_integers=True)
         return None
 
     def _ArithmeticExpression(self, node: ast.ArithmeticExpression) -> _Value | None:
@@ -369,18 +369,20 @@ class _Translator:
         if not isinstance(left, _Value) or not isinstance(right, _Value) or left.kind != "num" or right.kind != "num":
             return None
         if node.type == "mul":
-            return self._number(pc.multiply, left, right, exact=True)
+            return self._number(pc.multiply, left, right, keeps_integers=True)
         if node.type == "tdiv":
-            return self._number(pc.divide, left, right, exact=False)
+            return self._number(pc.divide, left, right, keeps_integers=False)
         return None
 
-    def _number(self, fn: Any, left: _Value, right: _Value, *, exact: bool) -> _Value:
+    def _number(self, fn: Any, left: _Value, right: _Value, *, keeps_integers: bool) -> _Value:
+        """``fn`` over two numbers; the result is exact only when it maps whole numbers to whole numbers
+        and both operands are whole (Decimal and float64 then agree)."""
         a = left.data if left.is_array else pa.scalar(left.data, pa.float64())
         b = right.data if right.is_array else pa.scalar(right.data, pa.float64())
         out = fn(a, b)
         if isinstance(out, pa.Scalar):
             out = pa.array([out.as_py()] * self.n, pa.float64())
-        integral = exact and left.integral and right.integral
+        integral = keeps_integers and left.integral and right.integral
         return _Value(out, "num", exact=integral, integral=integral)
 
     def _GetAttributeExpression(self, node: ast.GetAttributeExpression) -> _Value | None:
