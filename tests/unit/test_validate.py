@@ -106,6 +106,24 @@ def test_functional_edge_with_two_targets_in_one_batch(onto: Ontology) -> None:
     assert v.reconciles()
 
 
+def test_multi_class_edge_finds_each_endpoint_whatever_its_declared_class(onto: Ontology) -> None:
+    """of_patient comes from nine tables: each key is looked for in its declared table, then in the others."""
+    lookup = lookup_from({"Resident": pd.Series(["Resident"], index=["R1"]),
+                          "Encounter": pd.Series(["OutpatientEncounter", "InpatientEncounter"], index=["E1", "E2"]),
+                          "Vaccination": pd.Series(["Vaccination"], index=["V1"])}.get)
+    rows = [{"src": "E2", "dst": "R1"},                               # no declared class: every table
+            {"src": "E1", "dst": "R1", "src_class": "OutpatientEncounter"},
+            {"src": "V1", "dst": "R1", "src_class": "Vaccination"},
+            {"src": "V1", "dst": "R1", "src_class": "InpatientEncounter"},     # in another table than declared
+            {"src": "E9", "dst": "R1", "src_class": "OutpatientEncounter"}]    # nowhere
+    v = validate_edges(onto, "of_patient", pd.DataFrame(rows), lookup)
+    assert v.accepted["src"].tolist() == ["E2", "E1", "V1"]
+    assert v.accepted["src_class"].tolist() == ["InpatientEncounter", "OutpatientEncounter", "Vaccination"]
+    assert v.accepted["src_table"].tolist() == ["Encounter", "Encounter", "Vaccination"]
+    assert [r.code for r in v.rejected] == [errors.DomainRangeViolation.code, errors.DanglingEndpoint.code]
+    assert "is a Vaccination, not the declared InpatientEncounter" in v.rejected[0].messages[0]
+
+
 def test_every_validation_code_is_distinct_and_documented() -> None:
     codes = [e.code for e in errors.VALIDATION_ERRORS]
     assert len(codes) == len(set(codes))
