@@ -95,8 +95,11 @@ def _hashing_connection() -> duckdb.DuckDBPyConnection:
     return _hashing.con
 
 
-def by_table_pair(frame: pd.DataFrame) -> Iterator[tuple[tuple[str, str], pd.DataFrame]]:
-    """Edge rows grouped by (source table, target table), in name order; one pair is kept without a copy."""
+def by_table_pair(frame: pd.DataFrame, columns: list[str] | None = None) -> Iterator[tuple[tuple[str, str], pd.DataFrame]]:
+    """Edge rows (``columns`` of them, or all) grouped by (source table, target table), in name order.
+
+    A frame of one table pair is passed on without copying its rows.
+    """
     src, dst = text_codes(frame["src_table"]), text_codes(frame["dst_table"])
     pair = np.where((src >= 0) & (dst >= 0), src * (int(dst.max(initial=0)) + 1) + dst, -1)
     groups: dict[tuple[str, str], np.ndarray] = {}
@@ -104,8 +107,9 @@ def by_table_pair(frame: pd.DataFrame) -> Iterator[tuple[tuple[str, str], pd.Dat
         rows = np.flatnonzero(pair == value)
         first = rows[0]
         groups[(str(frame["src_table"].iat[first]), str(frame["dst_table"].iat[first]))] = rows
+    part = frame if columns is None else frame[columns]
     for names, rows in sorted(groups.items()):
-        yield names, frame if len(rows) == len(frame) else frame.iloc[rows]
+        yield names, part if len(rows) == len(frame) else part.iloc[rows]
 
 
 @dataclass
@@ -277,7 +281,7 @@ class GraphStore(ABC):
         """
         self.onto.edge(edge)
         plan = WritePlan(edge, is_edge=True)
-        for (st, dt_), group in by_table_pair(frame):
+        for (st, dt_), group in by_table_pair(frame, ["src", "dst"]):
             if self._known_empty(edge):
                 existing = pd.DataFrame()
             elif len(group) > SMALL_EDGE_WRITE:

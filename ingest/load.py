@@ -221,7 +221,7 @@ def _functional_against_graph(store: GraphStore, edge: str, result: Validated) -
     """owl:FunctionalProperty across batches: a source already linked to another target is a conflict."""
     acc = result.accepted
     conflict = pd.Series(False, index=acc.index)
-    for (st, dt), group in by_table_pair(acc):
+    for (st, dt), group in by_table_pair(acc, ["src", "dst"]):
         existing = store.edge_pairs(edge, str(st), str(dt))
         if existing.empty:
             continue

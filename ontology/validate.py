@@ -353,7 +353,7 @@ def _dtype(prop: Property) -> str | type:
     return object if prop.is_list else PANDAS_DTYPES[prop.datatype]
 
 
-EndpointLookup = Callable[[str, pd.Series, frozenset[str], pd.Series | None], tuple[pd.Series, np.ndarray]]
+EndpointLookup = Callable[[str, pd.Series, frozenset[str], pa.Array | None], tuple[pd.Series, np.ndarray]]
 """(role, keys, allowed tables, each key's declared table or None) → the class of each key's node, or
 <NA> when there is none, and a number naming that node (-1 when there is none): equal numbers, same
 node, so duplicate edges are found by comparing integers instead of hashing the keys again. A key is
@@ -377,6 +377,12 @@ def validate_edges(onto: Ontology, edge_name: str, frame: pd.DataFrame,
                         f"edges carry no properties: '{col_name}' is not one of {', '.join(EDGE_COLUMNS)}")
     out = pd.DataFrame(index=frame.index)
     nodes: dict[str, np.ndarray] = {}
+    names = pa.array(list(onto.classes), pa.string())
+    tables_of = pa.array([d.table for d in onto.classes.values()], pa.string())
+
+    def table_of(classes: pd.Series) -> pa.Array:
+        return pc.take(tables_of, pc.index_in(_arrow_text(classes), value_set=names))
+
     for role, allowed in (("src", edge.domain), ("dst", edge.range)):
         keys = frame[role].astype(TEXT) if role in frame else pd.Series(pd.NA, index=frame.index, dtype=TEXT)
         missing = ~_present(keys)
@@ -391,8 +397,7 @@ def validate_edges(onto: Ontology, edge_name: str, frame: pd.DataFrame,
                         lambda r, d=declared: f"unknown class '{d.iat[r]}' {errors.did_you_mean(str(d.iat[r]), onto.classes)}")
             known = declared.where(declared.isin(onto.classes))
             tables = frozenset(tables | {onto.classes[c].table for c in known.dropna().unique()})
-            declared_table = known.map({name: c.table for name, c in onto.classes.items()})
-        found, nodes[role] = lookup(role, keys, tables, declared_table if declared is not None else None)
+        found, nodes[role] = lookup(role, keys, tables, table_of(declared) if declared is not None else None)
         dangling = ~missing & found.isna().to_numpy()
         reasons.add(dangling, errors.DanglingEndpoint,
                     lambda r, k=keys, t=tables, ro=role: f"{ro} node {k.iat[r]!r} not found in "
@@ -409,10 +414,7 @@ def validate_edges(onto: Ontology, edge_name: str, frame: pd.DataFrame,
                                                            f"{'domain' if ro == 'src' else 'range'}: {', '.join(sorted(a))}")
         out[role] = keys
         out[f"{role}_class"] = found
-        names = pa.array(list(onto.classes), pa.string())
-        tables_of = pa.array([d.table for d in onto.classes.values()], pa.string())
-        out[f"{role}_table"] = _text_series(pc.take(tables_of, pc.index_in(_arrow_text(found), value_set=names)),
-                                            frame.index)
+        out[f"{role}_table"] = _text_series(table_of(found), frame.index)
 
     ok = np.ones(n, dtype=bool)
     ok[reasons.rows()] = False
@@ -442,8 +444,15 @@ def duplicated(values: pd.Series, keep: str | bool = "first") -> np.ndarray:
     ``keep="first"`` marks every repeat after the first; ``keep=False`` marks every row whose
     value occurs more than once. Missing values are never duplicates.
     """
+    if keep not in ("first", False):
+        raise ValueError(f"keep must be 'first' or False, not {keep!r}")
     codes = text_codes(values)
-    return pd.Series(codes).duplicated(keep=keep).to_numpy() & (codes >= 0)  # type: ignore[arg-type]
+    if keep is False:
+        return (np.bincount(codes + 1)[codes + 1] > 1) & (codes >= 0)
+    # Dictionary codes are numbered in order of first appearance: a row repeats an earlier value
+    # exactly when its code is not above every code before it.
+    seen = np.maximum.accumulate(np.concatenate([[-1], codes[:-1]])) if len(codes) else codes
+    return (codes <= seen) & (codes >= 0)
 
 
 def edge_duplicated(frame: pd.DataFrame) -> np.ndarray:
@@ -487,7 +496,7 @@ def lookup_from(classes_of: Callable[[str], pd.Series | None]) -> EndpointLookup
         return arrow[t]
 
     def lookup(role: str, keys: pd.Series, allowed: frozenset[str],
-               declared: pd.Series | None = None) -> tuple[pd.Series, np.ndarray]:
+               declared: pa.Array | None = None) -> tuple[pd.Series, np.ndarray]:
         probe = _arrow_text(keys)
         node = np.full(len(probe), -1, dtype=np.int64)
         tables = sorted(allowed)
@@ -509,8 +518,7 @@ def lookup_from(classes_of: Callable[[str], pd.Series | None]) -> EndpointLookup
         # Multi-class edges (of_patient has nine source tables) look for each key in its declared
         # table first: half the probes, or fewer, of trying every allowed table for every key.
         if declared is not None:
-            first = pc.fill_null(pc.index_in(_arrow_text(declared), value_set=pa.array(tables, pa.string())), -1)
-            first = first.to_numpy()
+            first = pc.fill_null(pc.index_in(declared, value_set=pa.array(tables, pa.string())), -1).to_numpy()
             for i, t in enumerate(tables):
                 probe_in(t, np.flatnonzero(first == i))
         for t in tables:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -130,6 +131,17 @@ def test_every_validation_code_is_distinct_and_documented() -> None:
     doc = errors.__doc__ or ""
     for e in errors.VALIDATION_ERRORS:
         assert e.code in doc and e.__name__ in doc
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_duplicate_detection_agrees_with_pandas_on_random_text(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.choice(["甲", "乙", "丙", "a", "b", "", None], size=500).tolist()
+    text = pd.Series(values, dtype=TEXT)
+    expected = pd.Series(values, dtype=object).duplicated(keep=False).to_numpy() & text.notna().to_numpy()
+    assert duplicated(text, keep=False).tolist() == expected.tolist()
+    first = pd.Series(values, dtype=object).duplicated(keep="first").to_numpy() & text.notna().to_numpy()
+    assert duplicated(text).tolist() == first.tolist()
 
 
 def test_duplicate_detection_matches_pandas_and_survives_many_distinct_pairs() -> None:
