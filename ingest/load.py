@@ -27,7 +27,7 @@ from ontology import errors
 from ontology.validate import TEXT, Rejection, Validated, lookup_from, validate_edges, validate_nodes
 
 READERS = (".parquet", ".jsonl", ".csv")
-IN_FLIGHT = 2
+IN_FLIGHT = 3
 
 
 @dataclass
@@ -180,10 +180,10 @@ def load_folder(store: GraphStore, root: str | Path, *, quarantine_root: str | P
                 accepted = result.accepted
                 batch_classes.setdefault(table, []).append(
                     pd.Series(accepted["class"].array, index=pd.Index(accepted["key"].array)))
-                if table == "Resident":
-                    quality.setdefault("resident_ids", []).append(resident_id_quality(accepted, path.name))
             submit(path, result, unreadable, table,
                    lambda t=table, r=result: store.prepare_nodes(t, r.accepted, provenance))
+            if table == "Resident":  # after submitting: the writer stores the batch meanwhile
+                quality.setdefault("resident_ids", []).append(resident_id_quality(result.accepted, path.name))
         if not empty_before >= set(onto.tables):
             settle(keep=0)  # endpoint classes are read from the graph: every node write must be in
         # Edge writes queue behind the node writes (one FIFO writer), so endpoints exist when written.

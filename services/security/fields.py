@@ -15,6 +15,8 @@ import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
+import pyarrow as pa
+
 from graph.protect import normalise
 from services.security.gm import FieldCipher, Keyring, check_secret_file, hmac_sm3, write_secret
 
@@ -60,6 +62,9 @@ class FieldProtection:
 
     def digest(self, prop: str, value: str) -> str:
         return hmac_sm3(self._digest_key, f"{prop}\x00{normalise(value)}".encode()).hex()[:32]
+
+    def digests(self, prop: str, values: pa.Array) -> list[str]:
+        return [self.digest(prop, v) for v in values.to_pylist()]
 
     def current(self, value: str) -> bool:
         return FieldCipher.is_token(value) and FieldCipher.key_id(value) == self.keyring.active_id
