@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from graph.catalog import NamedQuery, named_query
 from graph.dialect import Dialect
@@ -24,7 +25,7 @@ from graph.hashing import row_hashes
 from graph.protect import FieldProtector, PlainFields
 from ontology.errors import NodeNotFound, QueryParameterError, did_you_mean
 from ontology.model import Ontology
-from ontology.validate import PANDAS_DTYPES, TEXT, edge_duplicated, plain, text_codes
+from ontology.validate import PANDAS_DTYPES, TEXT, arrow_text, edge_duplicated, plain, text_codes
 
 
 SMALL_WRITE = 2_000
@@ -273,7 +274,8 @@ class GraphStore(ABC):
                 existing = self._pairs_from(edge, str(st), str(dt_), group["src"])
             pairs = group[["src", "dst"]] if unique else group[["src", "dst"]][~edge_duplicated(group)]
             # Only rows whose source already has an edge can repeat a stored pair: join those alone.
-            maybe = np.flatnonzero(pairs["src"].isin(existing["src"]).to_numpy()) if len(existing) else np.empty(0, int)
+            maybe = (np.flatnonzero(pc.is_in(arrow_text(pairs["src"]), value_set=arrow_text(existing["src"])))
+                     if len(existing) else np.empty(0, int))
             if len(maybe):
                 probe = (pairs if len(maybe) == len(pairs) else pairs.iloc[maybe]).assign(row=maybe)
                 stored = np.zeros(len(pairs), dtype=bool)

@@ -184,12 +184,13 @@ def _allowed_check(prop: Property, typed: pd.Series, present: np.ndarray) -> np.
         bad |= present & ~text.isin(prop.allowed_values).fillna(False).to_numpy()
     if prop.regex is not None:
         # The whole value must match (re.fullmatch); Arrow's RE2 runs without Python objects.
-        matched = pc.match_substring_regex(_arrow_text(text), f"^(?:{prop.pattern})$")
+        matched = pc.match_substring_regex(arrow_text(text), f"^(?:{prop.pattern})$")
         bad |= present & ~matched.fill_null(False).to_numpy(zero_copy_only=False)
     return bad
 
 
-def _arrow_text(values: pd.Series | pd.Index) -> pa.Array:
+def arrow_text(values: pd.Series | pd.Index) -> pa.Array:
+    """Text values as an Arrow string array (nulls for every kind of missing)."""
     # ``.array``: handed a Series, pyarrow asks it for ``__arrow_array__``, and pandas answers the
     # unknown attribute by searching the Series' index, which hashes every key of a keyed index.
     return pa.array(values.array, pa.string(), from_pandas=True)
@@ -381,7 +382,7 @@ def validate_edges(onto: Ontology, edge_name: str, frame: pd.DataFrame,
     tables_of = pa.array([d.table for d in onto.classes.values()], pa.string())
 
     def table_of(classes: pd.Series) -> pa.Array:
-        return pc.take(tables_of, pc.index_in(_arrow_text(classes), value_set=names))
+        return pc.take(tables_of, pc.index_in(arrow_text(classes), value_set=names))
 
     for role, allowed in (("src", edge.domain), ("dst", edge.range)):
         keys = frame[role].astype(TEXT) if role in frame else pd.Series(pd.NA, index=frame.index, dtype=TEXT)
@@ -467,7 +468,7 @@ def edge_duplicated(frame: pd.DataFrame) -> np.ndarray:
 
 def text_codes(values: pd.Series) -> np.ndarray:
     """Equal text → equal integer (-1 for missing), by Arrow dictionary encoding."""
-    arr = _arrow_text(values)
+    arr = arrow_text(values)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     indices = arr.dictionary_encode().indices.cast(pa.int64())  # int64: pairs of codes are multiplied
@@ -490,14 +491,14 @@ def lookup_from(classes_of: Callable[[str], pd.Series | None]) -> EndpointLookup
             if classes is None or classes.empty:
                 arrow[t] = None
             else:
-                arrow[t] = (_combined(_arrow_text(classes.index.to_series())), _combined(_arrow_text(classes)),
+                arrow[t] = (_combined(arrow_text(classes.index.to_series())), _combined(arrow_text(classes)),
                             numbered)
                 numbered += len(classes)
         return arrow[t]
 
     def lookup(role: str, keys: pd.Series, allowed: frozenset[str],
                declared: pa.Array | None = None) -> tuple[pd.Series, np.ndarray]:
-        probe = _arrow_text(keys)
+        probe = arrow_text(keys)
         node = np.full(len(probe), -1, dtype=np.int64)
         tables = sorted(allowed)
         hits: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # table → (rows found there, their positions)
