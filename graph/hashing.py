@@ -23,7 +23,7 @@ def _connection() -> duckdb.DuckDBPyConnection:
 
 
 def row_hashes(table: pa.Table) -> np.ndarray:
-    """A 64-bit hash of each row over all the table's columns, in order (nulls hash as nulls)."""
+    """A 64-bit hash of each row over all the table's columns, in order (a null is a value of its own)."""
     columns = table.rename_columns([f"c{i}" for i in range(table.num_columns)])
     con = _connection()
     con.register("rows_to_hash", columns)

@@ -70,7 +70,8 @@ class WriteResult:
 def content_hash(frame: pd.DataFrame) -> pd.Series:
     """A stable 64-bit hash of each row's domain content (provenance excluded), as a signed integer.
 
-    Hashed in DuckDB, ten times faster than pandas, which makes a Python object of every value.
+    Hashed in DuckDB, ten times faster than pandas, which makes a Python object of every value. The
+    hash is DuckDB's: a DuckDB release that changed it would make the next re-load update every row once.
     """
     cols = sorted(c for c in frame.columns if c not in ("source", "batch_id", "ingested_at", "content_hash"))
     if not cols or frame.empty:
@@ -238,9 +239,10 @@ class GraphStore(ABC):
         else:
             existing = self._hashes_of(table, rows["key"])
         if len(existing):
-            old_hash = rows["key"].map(existing)
-            is_new = old_hash.isna().to_numpy()
-            changed = ~is_new & (old_hash != rows["content_hash"]).fillna(True).to_numpy()
+            at = pc.fill_null(pc.index_in(arrow_text(rows["key"]), value_set=arrow_text(existing.index)), -1).to_numpy()
+            is_new, at = at < 0, np.maximum(at, 0)
+            stored, known = existing.to_numpy(dtype=np.int64, na_value=0)[at], existing.notna().to_numpy()[at]
+            changed = ~is_new & (~known | (stored != rows["content_hash"].to_numpy(dtype=np.int64)))
         else:
             is_new, changed = np.ones(len(rows), dtype=bool), np.zeros(len(rows), dtype=bool)
         rows = self._seal(table, rows, is_new | changed)
@@ -363,8 +365,8 @@ class GraphStore(ABC):
         return plan.result
 
     def _conform(self, table: str, frame: pd.DataFrame) -> pd.DataFrame:
-        """Order the columns as the table declares them, adding typed nulls for absent ones and the
-        digests of encrypted properties (still plaintext: the content hash is taken of this)."""
+        """Order the columns as the table declares them, adding typed nulls for absent ones (digests
+        too: ``_seal`` computes them for the rows to write; the content hash is taken of the plaintext)."""
         props = self.onto.table_properties(table)
         out = pd.DataFrame(index=frame.index)
         out["key"] = frame["key"].astype(TEXT)
@@ -376,22 +378,21 @@ class GraphStore(ABC):
                 out[name] = pd.Series(None, index=frame.index, dtype=object)
             else:
                 out[name] = pd.Series(pd.NA, index=frame.index, dtype=PANDAS_DTYPES[prop.datatype])
-        for name, prop in props.items():
-            if prop.digest_of:
-                out[name] = self._digests(prop.digest_of, out[prop.digest_of])
         return out.reset_index(drop=True)
-
-    def _digests(self, prop: str, values: pd.Series) -> pd.Series:
-        out = np.full(len(values), None, dtype=object)
-        present = values.notna().to_numpy()
-        out[present] = self.protector.digests(prop, pa.array(values.array, pa.string(), from_pandas=True).filter(present))
-        return pd.Series(out, index=values.index, dtype=TEXT)
 
     def _encrypted(self, table: str) -> list[str]:
         return [name for name, prop in self.onto.table_properties(table).items() if prop.encrypted]
 
     def _seal(self, table: str, rows: pd.DataFrame, to_write: np.ndarray) -> pd.DataFrame:
-        """Replace the encrypted columns of the rows about to be written by ciphertext."""
+        """Digests of the plaintext, then ciphertext in the encrypted columns, of the rows about to be written
+        (a re-load of unchanged rows computes neither)."""
+        for name, prop in self.onto.table_properties(table).items():
+            target = to_write & rows[prop.digest_of].notna().to_numpy() if prop.digest_of else None
+            if target is not None and target.any():
+                digests = np.full(len(rows), None, dtype=object)
+                plaintext = pa.array(rows[prop.digest_of].array, pa.string(), from_pandas=True).filter(target)
+                digests[target] = self.protector.digests(prop.digest_of, plaintext)
+                rows[name] = pd.Series(digests, index=rows.index, dtype=TEXT)
         for name in self._encrypted(table):
             target = to_write & rows[name].notna().to_numpy()
             if target.any():

@@ -19,12 +19,13 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from graph.store import GraphStore, Provenance, WritePlan, WriteResult, by_table_pair
 from ingest.quality import resident_id_quality
 from ontology import errors
-from ontology.validate import TEXT, Rejection, Validated, lookup_from, validate_edges, validate_nodes
+from ontology.validate import TEXT, Rejection, Validated, arrow_text, lookup_from, validate_edges, validate_nodes
 
 READERS = (".parquet", ".jsonl", ".csv")
 IN_FLIGHT = 3
@@ -225,9 +226,11 @@ def _functional_against_graph(store: GraphStore, edge: str, result: Validated) -
         existing = store.edge_pairs(edge, str(st), str(dt))
         if existing.empty:
             continue
-        current = existing.drop_duplicates("src").set_index("src")["dst"]
-        target = group["src"].map(current)
-        conflict.loc[group.index] = (target.notna() & (target != group["dst"])).to_numpy()
+        # The target each source already has (the first stored, as index_in finds it), if any.
+        target = pc.take(arrow_text(existing["dst"]),
+                         pc.index_in(arrow_text(group["src"]), value_set=arrow_text(existing["src"])))
+        clash = pc.fill_null(pc.not_equal(target, arrow_text(group["dst"])), False)
+        conflict.loc[group.index] = clash.to_numpy(zero_copy_only=False)
     if conflict.any():
         for idx in acc.index[conflict.to_numpy()]:
             row = acc.loc[idx]

@@ -11,7 +11,7 @@ import pytest
 
 from graph import GraphStore, open_graph
 from ingest.load import LoadReport, iter_quarantine, load_folder
-from ontology.errors import InputFormatError
+from ontology.errors import CardinalityViolation, InputFormatError
 
 
 def test_counts_reconcile_for_every_file(loaded: tuple[GraphStore, LoadReport, Path]) -> None:
@@ -71,6 +71,35 @@ def test_a_changed_record_is_updated_in_place(province: Path, tmp_path: Path, on
         assert (drug.inserted, drug.updated) == (0, 1)
         assert store.get("Drug", drugs.loc[0, "code"])["name"].endswith("（新规格）")
         assert store.get("Drug", drugs.loc[0, "code"])["batch_id"] == report.batch_id
+    finally:
+        store.close()
+
+
+def test_a_second_batch_updates_digests_and_keeps_functional_edges_functional(province: Path, tmp_path: Path,
+                                                                           onto) -> None:
+    """A changed id number gets the digest of its new value; a resident already living in one division
+    cannot be linked to another by a later batch (resides_in is an owl:FunctionalProperty)."""
+    store = open_graph(tmp_path / "g.lbdb", onto=onto)
+    try:
+        load_folder(store, province, quarantine_root=tmp_path / "q")
+        residents = pd.read_parquet(province / "nodes" / "Resident.parquet").head(2)
+        key = f"{residents.loc[0, 'source_system']}:{residents.loc[0, 'source_id']}"
+        new_id = residents.loc[1, "id_number"]  # a valid id (GB 11643 check digit) of another record
+        homes = pd.read_parquet(province / "edges" / "resides_in.parquet")
+        home = homes.loc[homes["src"] == key, "dst"].iat[0]
+        elsewhere = homes.loc[homes["dst"] != home, "dst"].iat[0]
+        later = tmp_path / "later"
+        (later / "nodes").mkdir(parents=True)
+        (later / "edges").mkdir()
+        residents.head(1).assign(id_number=new_id).to_parquet(later / "nodes" / "Resident.parquet", index=False)
+        pd.DataFrame([{"src": key, "dst": elsewhere, "src_class": "Resident", "dst_class": "Division"}]
+                     ).to_parquet(later / "edges" / "resides_in.parquet", index=False)
+        report = load_folder(store, later, quarantine_root=tmp_path / "q")
+        by_file = {f.file: f for f in report.files}
+        assert (by_file["nodes/Resident.parquet"].updated, by_file["nodes/Resident.parquet"].inserted) == (1, 0)
+        assert by_file["edges/resides_in.parquet"].reasons == {CardinalityViolation.code: 1}
+        stored = store._run("MATCH (n:Resident) WHERE n.key = $k RETURN n.id_number_digest AS d", {"k": key})
+        assert stored["d"].iat[0] == store.protector.digest("id_number", new_id)
     finally:
         store.close()
 
