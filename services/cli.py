@@ -68,6 +68,8 @@ def generate(
         "--anomalies/--no-anomalies",
         help="植入监管异常 plant the supervision anomalies (--no-anomalies: a clean province on which the "
              "rule packs raise no alert; traceability scenarios stay)")] = True,
+    encounter_rate: Annotated[float, typer.Option(
+        min=0.1, help="就诊频度 visits per resident relative to the default (≈ 1.8 encounters a resident at 1.0)")] = 1.0,
 ) -> None:
     """生成合成省份 Generate a synthetic province with planted scenarios and ground truth."""
     from ingest.synthetic import generate as gen
@@ -76,7 +78,7 @@ def generate(
     with Progress(TextColumn("[bold]{task.description}"), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("starting", total=None)
         result = gen(out, residents=residents, seed=seed, province_code=province, anomalies=anomalies,
-                     progress=lambda label: bar.update(task, description=label))
+                     encounter_rate=encounter_rate, progress=lambda label: bar.update(task, description=label))
     nodes = sum(v for k, v in result.counts.items() if k[:1].isupper())
     edges = sum(v for k, v in result.counts.items() if k[:1].islower() and "/" not in k)
     console.print(f"generated {residents:,} residents → {nodes:,} node records, {edges:,} edges in {out}"

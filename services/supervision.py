@@ -19,6 +19,7 @@ alert written carries an SM2 signature (``services/security/signing.py``) that e
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import enum
 import itertools
@@ -78,6 +79,8 @@ class RuleRun:
     skipped: str | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    query_seconds: float = 0.0
+    """Of ``seconds``, the time spent fetching the candidate rows (0 when an earlier rule of the run fetched them)."""
     samples: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -103,6 +106,26 @@ class RunReport:
 
 def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
+
+
+def _source(rule: Rule) -> tuple[str, str]:
+    """The candidate rows a rule reads: its query and parameters."""
+    return rule.query, json.dumps(rule.params, sort_keys=True, default=str)
+
+
+class _SharedRows(dict):
+    """Candidate rows fetched in one run, each kept until the last rule reading it is done (at 1M residents
+    the per-encounter rows alone take gigabytes)."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        super().__init__()
+        self.readers = collections.Counter(_source(r) for r in rules)
+
+    def done(self, rule: Rule) -> None:
+        source = _source(rule)
+        self.readers[source] -= 1
+        if self.readers[source] <= 0:
+            self.pop(source, None)
 
 
 class Supervision:
@@ -164,9 +187,10 @@ class Supervision:
         if run.skipped:
             return None, run
         fetched = {} if fetched is None else fetched
-        source = (rule.query, json.dumps(rule.params, sort_keys=True, default=str))
+        source = _source(rule)
         if source not in fetched:
             fetched[source] = self.store.query_table(rule.query, **rule.params)
+            run.query_seconds = round(time.perf_counter() - started, 4)
         ev = evaluate(rule, fetched[source], as_of=as_of, since=since, until=until)
         run.rows, run.matched, run.findings, run.errors = ev.rows, ev.matched, len(ev.findings), ev.errors
         run.seconds = round(time.perf_counter() - started, 4)
@@ -181,9 +205,10 @@ class Supervision:
         as_of = as_of or self.clock()
         pack_id, chosen = self._rules(pack, rules)
         report = RunReport(pack_id, as_of.isoformat(), None, None, False, [])
-        fetched: dict[tuple[str, str], pa.Table] = {}  # candidate queries never read the alerts written here
+        fetched = _SharedRows(chosen)  # candidate queries never read the alerts written here
         for rule in chosen:
             ev, run = self.evaluate_rule(rule, as_of=as_of, fetched=fetched)
+            fetched.done(rule)
             if ev is not None:
                 started = time.perf_counter()
                 report.alerts += self._apply(rule, ev, run, actor)
@@ -198,9 +223,10 @@ class Supervision:
         as_of = as_of or until or self.clock()
         pack_id, chosen = self._rules(pack, rules)
         report = RunReport(pack_id, as_of.isoformat(), _iso(since), _iso(until), True, [])
-        fetched: dict[tuple[str, str], pa.Table] = {}
+        fetched = _SharedRows(chosen)
         for rule in chosen:
             ev, run = self.evaluate_rule(rule, as_of=as_of, since=since, until=until, fetched=fetched)
+            fetched.done(rule)
             if ev is not None:
                 run.samples = [self._sample(f) for f in ev.findings[:samples]]
             report.rules.append(run)
