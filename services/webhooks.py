@@ -139,7 +139,11 @@ class WebhookHub:
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self._data, ensure_ascii=False, indent=1), encoding="utf-8")
+            # The subscriptions carry their signing secrets: readable by the platform's own user only.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                os.fchmod(out.fileno(), 0o600)  # a leftover .tmp may have been created with other modes
+                out.write(json.dumps(self._data, ensure_ascii=False, indent=1))
             os.replace(tmp, self.path)
             self._mtime = self.path.stat().st_mtime_ns
 

@@ -175,3 +175,11 @@ def test_bad_subscriptions_are_refused_with_a_code(hub: WebhookHub) -> None:
     with pytest.raises(errors.UnknownSubscription) as missing:
         hub.unsubscribe("WH-none")
     assert missing.value.http_status == 404
+
+
+def test_the_subscriptions_file_holding_the_secrets_is_private_to_its_owner(hub: WebhookHub) -> None:
+    hub.path.with_suffix(".tmp").write_text("{}", encoding="utf-8")  # a leftover with the default mode
+    hub.subscribe("http://127.0.0.1:1/hook", SECRET)
+    assert hub.path.stat().st_mode & 0o777 == 0o600
+    assert SECRET in hub.path.read_text(encoding="utf-8")  # it is the file that signs: the secret is there
+    assert all(s["secret"] == "***" for s in hub.subscriptions())  # and never in what the API shows
