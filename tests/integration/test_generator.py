@@ -80,3 +80,29 @@ def test_outbreak_positive_donor_and_aefi_cluster_are_planted(truth: dict) -> No
     assert donor["reactive_donation"] in donor["donations"]
     assert donor["transfused_units"], "earlier units reached recipients: lookback has work to do"
     assert len(truth["aefi_cluster"]["events"]) >= 5
+
+
+def test_a_busy_province_keeps_its_clean_bulk_clean(tmp_path: Path) -> None:
+    """At 5.6× the visits (the ≈ 10 encounters a resident of the 10M-encounter benchmark) the clean bulk
+    must still not look like fraud or abuse: no resident in two inpatient stays at once and nobody with
+    the three no-shows of the appointment-abuse rule, except the planted cases."""
+    out = tmp_path / "busy"
+    result = generate(out, residents=20_000, seed=7, encounter_rate=5.6)
+    planted = {a["kind"]: a for a in result.ground_truth["anomalies"]}
+    records = pd.read_parquet(out / "truth" / "person_records.parquet").set_index("key")["person"]
+
+    def person_of(kind: str) -> pd.DataFrame:
+        nodes = pd.read_parquet(out / "nodes" / f"{kind}.parquet")
+        nodes["key"] = nodes["source_system"] + ":" + nodes["source_id"]
+        edges = pd.read_parquet(out / "edges" / "of_patient.parquet", columns=["src", "dst"])
+        nodes = nodes.merge(edges, left_on="key", right_on="src")
+        return nodes.assign(person=nodes["dst"].map(records))
+
+    stays = person_of("Encounter").query("`class` == 'InpatientEncounter'").sort_values(["person", "occurred_at"])
+    admitted_while_in = stays["occurred_at"] < stays.groupby("person")["ended_at"].transform(
+        lambda s: s.shift().cummax())
+    assert set(stays.loc[admitted_while_in, "key"]) <= set(planted["overlapping_admissions"]["encounters"])
+    assert admitted_while_in.sum() >= 1  # the planted pair is there: the check can see an overlap
+    appointments = person_of("Appointment")
+    no_shows = appointments[appointments["attendance"] == "no_show"].groupby("person").size()
+    assert set(no_shows[no_shows >= 3].index) == {planted["appointment_abuse"]["person"]}
