@@ -53,6 +53,9 @@ class LadybugStore(GraphStore):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._buffer_pool = buffer_pool_mb * 1024 * 1024
+        # A query's whole result lives in the buffer pool: at 1M encounters the practice rules' candidate
+        # rows did not fit in 1 GiB, and ran in 12 pieces of ≈ 83k. ≈ 100 anchors a MiB leaves headroom.
+        self.slice_rows = max(20_000, buffer_pool_mb * 100)
         with _OPEN_LOCK:
             if self.path.resolve() in _OPEN_PATHS:
                 raise StoreLocked(f"graph store {self.path} is already open in this process; share that store",

@@ -124,6 +124,9 @@ class GraphStore(ABC):
     exclusive_writer = False
     """True when no other client can write (an embedded store holding its file lock): the store may
     then remember which tables are empty instead of asking the engine."""
+    slice_rows: int | None = None
+    """Anchor nodes per slice of a sliced named query (``NamedQuery.slice_by``), for an engine that holds a
+    whole result in a bounded buffer; None runs every query in one piece (the engine streams results)."""
 
     def __init__(self, onto: Ontology, protector: FieldProtector | None = None) -> None:
         self.onto = onto
@@ -544,18 +547,40 @@ class GraphStore(ABC):
     def query(self, name: str, **params: Any) -> list[dict[str, Any]]:
         """Run a named query from the catalog with typed parameters."""
         q = named_query(name)
-        return self._opened(q, [{k: plain(v) for k, v in r.items()} for r in self._records(q.cypher, self._bind(q, params))])
+        bound = self._bind(q, params)
+        rows = [r for piece in self._slices(q) for r in self._records(q.cypher, {**bound, **piece})]
+        return self._opened(q, [{k: plain(v) for k, v in r.items()} for r in rows])
 
     def query_table(self, name: str, **params: Any) -> pa.Table:
         """Run a named query and return its rows as an Arrow table: for scans of many rows (a supervision
         rule's candidates), where a dict per row would cost more than the query."""
         q = named_query(name)
-        table = self._run_arrow(q.cypher, self._bind(q, params))
+        bound = self._bind(q, params)
+        pieces = [self._run_arrow(q.cypher, {**bound, **piece}) for piece in self._slices(q)]
+        table = pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces, promote_options="permissive")
         for column, field_name in q.sealed.items():
             if column in table.column_names:
                 opened = pa.array(self._unseal(field_name, table.column(column).to_pylist()), pa.string())
                 table = table.set_column(table.column_names.index(column), column, opened)
         return table
+
+    def _slices(self, q: NamedQuery) -> list[dict[str, dt.datetime]]:
+        """``slice_from``/``slice_to`` of each piece of a sliced query: equal spans of its anchor property's
+        range, enough of them to keep each piece near ``slice_rows`` anchors (one piece when unsliced)."""
+        if q.slice_by is None:
+            return [{}]
+        if self.slice_rows is None:
+            return [{"slice_from": dt.datetime(1, 1, 1), "slice_to": dt.datetime(9999, 12, 31)}]
+        cls, prop = q.slice_by
+        bounds = self._run(f"MATCH (a:{self._table(cls)}) RETURN count(a) AS n, min(a.{prop}) AS lo, "
+                           f"max(a.{prop}) AS hi").iloc[0]
+        if not bounds["n"]:  # nothing to find: one piece all the same, for the columns of an empty result
+            return [{"slice_from": dt.datetime(1900, 1, 1), "slice_to": dt.datetime(1900, 1, 2)}]
+        lo, hi = pd.Timestamp(bounds["lo"]), pd.Timestamp(bounds["hi"]) + pd.Timedelta(seconds=1)
+        count = -(-int(bounds["n"]) // self.slice_rows)
+        edges = [(lo + (hi - lo) * i / count).floor("s") for i in range(count)] + [hi]
+        return [{"slice_from": a.to_pydatetime(), "slice_to": b.to_pydatetime()}
+                for a, b in zip(edges, edges[1:], strict=False) if a < b]
 
     def _bind(self, q: NamedQuery, params: dict[str, Any]) -> dict[str, Any]:
         """The query's bound parameters, with values of digested parameters replaced by their digests."""

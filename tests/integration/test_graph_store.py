@@ -150,3 +150,29 @@ def test_the_buffer_pool_is_a_setting(tmp_path: Path, onto) -> None:
         assert store._run("CALL bm_info() RETURN *").iloc[0, 0] == 256 * 1024 * 1024
     finally:
         store.close()
+
+
+SLICED = sorted(name for name, q in QUERIES.items() if q.slice_by)
+
+
+def test_sliced_queries_filter_a_required_property_of_their_anchor(onto) -> None:
+    assert {"encounter_practice", "prescription_items_review"} <= set(SLICED)
+    for name in SLICED:
+        q = QUERIES[name]
+        cls, prop = q.slice_by
+        assert prop in onto.required_of(cls), name  # else nodes without it would fall outside every slice
+        assert "$slice_from" in q.cypher and "$slice_to" in q.cypher and not q.ordered, name
+
+
+@pytest.mark.parametrize("name", SLICED)
+def test_a_query_run_in_many_slices_gives_the_rows_of_one_run(store: GraphStore, query_args: dict, name: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    q, args = QUERIES[name], query_args.get(name, {})
+    assert len(store._slices(q)) == 1  # the test province fits one piece of the default buffer pool
+    whole = store.query_table(name, **args)
+    monkeypatch.setattr(store, "slice_rows", 40)
+    assert len(store._slices(q)) > 5
+    sliced = store.query_table(name, **args)
+    assert whole.num_rows > 0 and sliced.schema.names == whole.schema.names
+    assert sorted(map(repr, sliced.to_pylist())) == sorted(map(repr, whole.to_pylist()))
+    assert len(store.query(name, **args)) == whole.num_rows
