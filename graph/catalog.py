@@ -23,6 +23,16 @@ _PARAM_TYPES: dict[str, tuple[type, ...]] = {
 
 
 @dataclass(frozen=True)
+class Lookup:
+    """Columns of a small table (practitioners with their licences, institutions with theirs) that the store
+    joins to every row of a large query on the key column ``on``, outside the engine: at 1M encounters
+    LadybugDB took 17.2 s to join them per encounter, the engine's rows and a DuckDB join 6.7 s."""
+
+    on: str
+    cypher: str
+
+
+@dataclass(frozen=True)
 class NamedQuery:
     name: str
     description: str
@@ -39,6 +49,9 @@ class NamedQuery:
     The store replaces the caller's values by their keyed digests."""
     sealed: dict[str, str] = field(default_factory=dict)
     """Returned columns holding an encrypted property: column → ``Table.property``. The store opens them."""
+    lookups: tuple[Lookup, ...] = ()
+    """Tables joined to the statement's rows by the store (see :class:`Lookup`); the query's columns are the
+    statement's, then each lookup's other columns."""
     slice_by: tuple[str, str] | None = None
     """``(class, property)`` of the statement's anchor, which it filters on ``$slice_from <= property <
     $slice_to``: each result row belongs to one anchor node. A store whose engine holds a whole result in a
@@ -450,17 +463,22 @@ QUERIES: dict[str, NamedQuery] = {
             """MATCH (e:Encounter)-[:attended_by]->(p:Practitioner), (e)-[:at_institution]->(i:Institution),
                      (e)-[:in_department]->(d:Department)
                WHERE e.occurred_at >= $slice_from AND e.occurred_at < $slice_to
-               OPTIONAL MATCH (p)-[:holds_license]->(l:License)
-               OPTIONAL MATCH (l)-[:registered_at]->(r:Institution)
-               OPTIONAL MATCH (i)-[:holds_license]->(il:License)
                RETURN e.key AS encounter, e.class AS encounter_class, e.occurred_at AS occurred_at,
-                      p.key AS practitioner, p.name AS practitioner_name, i.key AS institution,
-                      i.name AS institution_name, d.key AS department, d.name AS department_name,
-                      d.subject_code AS subject_code, l.key AS licence, l.registration_status AS registration_status,
-                      l.valid_to AS valid_to, l.licensed_subjects AS licensed_subjects,
-                      r.key AS registered_at, il.key AS institution_licence,
-                      il.licensed_subjects AS institution_subjects""",
+                      p.key AS practitioner, i.key AS institution, d.key AS department""",
             slice_by=("Encounter", "occurred_at"),
+            lookups=(
+                Lookup("practitioner", """MATCH (p:Practitioner)
+                    OPTIONAL MATCH (p)-[:holds_license]->(l:License)
+                    OPTIONAL MATCH (l)-[:registered_at]->(r:Institution)
+                    RETURN p.key AS practitioner, p.name AS practitioner_name, l.key AS licence,
+                           l.registration_status AS registration_status, l.valid_to AS valid_to,
+                           l.licensed_subjects AS licensed_subjects, r.key AS registered_at"""),
+                Lookup("institution", """MATCH (i:Institution) OPTIONAL MATCH (i)-[:holds_license]->(il:License)
+                    RETURN i.key AS institution, i.name AS institution_name, il.key AS institution_licence,
+                           il.licensed_subjects AS institution_subjects"""),
+                Lookup("department", """MATCH (d:Department)
+                    RETURN d.key AS department, d.name AS department_name, d.subject_code AS subject_code"""),
+            ),
         ),
         NamedQuery(
             "prescription_items_review",
@@ -834,10 +852,17 @@ def result_columns(query: NamedQuery, onto: Ontology) -> dict[str, str]:
     for a list-valued one; ``key`` and ``class`` are strings); other columns take their type from
     ``NamedQuery.columns``, else ``any``. Columns follow the last RETURN clause of the statement.
     """
-    clause = _RETURN.findall(query.cypher)
+    out = _returned(query.cypher, query, onto)
+    for lookup in query.lookups:
+        out |= {name: kind for name, kind in _returned(lookup.cypher, query, onto).items() if name != lookup.on}
+    return out
+
+
+def _returned(cypher: str, query: NamedQuery, onto: Ontology) -> dict[str, str]:
+    clause = _RETURN.findall(cypher)
     if not clause:
         return {}
-    labels = dict(_NODE.findall(query.cypher))
+    labels = dict(_NODE.findall(cypher))
     items, depth, current = [], 0, ""
     for ch in clause[-1]:
         depth += ch in "([{"

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from graph.hashing import sha256_hex
+from graph.columnar import sha256_hex
 
 
 def normalise(value: str) -> str:

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from graph.catalog import NamedQuery, named_query
 from graph.dialect import Dialect
-from graph.hashing import row_hashes
+from graph.columnar import join_lookups, row_hashes
 from graph.protect import FieldProtector, PlainFields
 from ontology.errors import NodeNotFound, QueryParameterError, did_you_mean
 from ontology.model import Ontology
@@ -547,6 +547,8 @@ class GraphStore(ABC):
     def query(self, name: str, **params: Any) -> list[dict[str, Any]]:
         """Run a named query from the catalog with typed parameters."""
         q = named_query(name)
+        if q.lookups:
+            return [{k: plain(v) for k, v in r.items()} for r in self.query_table(name, **params).to_pylist()]
         bound = self._bind(q, params)
         rows = [r for piece in self._slices(q) for r in self._records(q.cypher, {**bound, **piece})]
         return self._opened(q, [{k: plain(v) for k, v in r.items()} for r in rows])
@@ -558,6 +560,8 @@ class GraphStore(ABC):
         bound = self._bind(q, params)
         pieces = [self._run_arrow(q.cypher, {**bound, **piece}) for piece in self._slices(q)]
         table = pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces, promote_options="permissive")
+        if q.lookups:
+            table = join_lookups(table, [(lookup.on, self._run_arrow(lookup.cypher, {})) for lookup in q.lookups])
         for column, field_name in q.sealed.items():
             if column in table.column_names:
                 opened = pa.array(self._unseal(field_name, table.column(column).to_pylist()), pa.string())

@@ -1,7 +1,7 @@
-"""Column-wise hashing in an in-process DuckDB: one C++ pass over Arrow columns, no Python object per value.
+"""Column-wise work in an in-process DuckDB: one C++ pass over Arrow columns, no Python object per value.
 
-Used where a bulk load hashes millions of values (content hashes, unkeyed digests); one thread each,
-since the graph writer works beside them.
+Used where a bulk load hashes millions of values (content hashes, unkeyed digests) and where a named
+query's rows are joined to its lookups; one thread each, since the graph writer works beside them.
 """
 
 from __future__ import annotations
@@ -43,3 +43,21 @@ def sha256_hex(prefix: str, values: pa.Array) -> list[str]:
     finally:
         con.unregister("values_to_hash")
     return out.tolist()
+
+
+def join_lookups(rows: pa.Table, lookups: list[tuple[str, pa.Table]]) -> pa.Table:
+    """``rows`` with the columns of each lookup table joined on its key column (left join: a row whose key
+    has no lookup row keeps nulls; a key with several lookup rows repeats the row, as a Cypher match would)."""
+    con = _connection()
+    names = [f"lookup{i}" for i in range(len(lookups))]
+    con.register("rows", rows)
+    try:
+        select, joins = ["rows.*"], []
+        for name, (on, table) in zip(names, lookups, strict=True):
+            con.register(name, table)
+            select += [f'{name}."{c}"' for c in table.column_names if c != on]
+            joins.append(f'LEFT JOIN {name} ON rows."{on}" = {name}."{on}"')
+        return con.sql(f"SELECT {', '.join(select)} FROM rows {' '.join(joins)}").to_arrow_table()
+    finally:
+        for name in ["rows", *names]:
+            con.unregister(name)

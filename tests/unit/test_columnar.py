@@ -1,4 +1,5 @@
-"""Bulk hashing: content hashes decide whether a re-loaded record changed; digests must equal those of lookups."""
+"""Column work in DuckDB: content hashes decide whether a re-loaded record changed; digests must equal those of
+lookups; lookup tables join to a query's rows as a Cypher match would."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from graph.columnar import join_lookups
 from graph.store import content_hash
 from ontology.validate import TEXT
 
@@ -65,3 +67,15 @@ def test_bulk_digests_equal_one_by_one_digests() -> None:
     assert bulk == [protector.digest("Resident.id_number", v) for v in values]
     assert bulk[0] == bulk[1] == bulk[2] and bulk[6] == bulk[7]  # one id; "a b" and "A B " normalise alike
     assert len(set(bulk)) == len(values) - 3
+
+
+def test_lookups_join_every_row_keep_the_unmatched_and_repeat_for_several() -> None:
+    rows = pa.table({"encounter": ["E1", "E2", "E3"], "practitioner": ["P1", "P2", "P9"], "unit": ["u1", "u2", "u3"]})
+    licences = pa.table({"practitioner": ["P1", "P2", "P2"], "licence": ["L1", "L2a", "L2b"],
+                         "subjects": [["01"], None, ["02", "03"]]})
+    units = pa.table({"unit": ["u1", "u2"], "unit_name": ["一科 first", "二科 second"]})
+    out = join_lookups(rows, [("practitioner", licences), ("unit", units)])
+    assert out.column_names == ["encounter", "practitioner", "unit", "licence", "subjects", "unit_name"]
+    got = sorted((r["encounter"], r["licence"], r["subjects"], r["unit_name"]) for r in out.to_pylist())
+    assert got == [("E1", "L1", ["01"], "一科 first"), ("E2", "L2a", None, "二科 second"),
+                   ("E2", "L2b", ["02", "03"], "二科 second"), ("E3", None, None, None)]
