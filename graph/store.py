@@ -553,12 +553,17 @@ class GraphStore(ABC):
         rows = [r for piece in self._slices(q) for r in self._records(q.cypher, {**bound, **piece})]
         return self._opened(q, [{k: plain(v) for k, v in r.items()} for r in rows])
 
-    def query_table(self, name: str, **params: Any) -> pa.Table:
+    def query_table(self, name: str, *, period: tuple[dt.datetime | None, dt.datetime | None] | None = None,
+                    **params: Any) -> pa.Table:
         """Run a named query and return its rows as an Arrow table: for scans of many rows (a supervision
-        rule's candidates), where a dict per row would cost more than the query."""
+        rule's candidates), where a dict per row would cost more than the query.
+
+        ``period`` = ``(since, until)`` (naive local times, either may be None) keeps a sliced query
+        (``NamedQuery.slice_by``) to anchors whose property falls in [since, until): a backtest over one
+        month reads that month's rows, not the whole graph's."""
         q = named_query(name)
         bound = self._bind(q, params)
-        pieces = [self._run_arrow(q.cypher, {**bound, **piece}) for piece in self._slices(q)]
+        pieces = [self._run_arrow(q.cypher, {**bound, **piece}) for piece in self._slices(q, period)]
         table = pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces, promote_options="permissive")
         if q.lookups:
             table = join_lookups(table, [(lookup.on, self._run_arrow(lookup.cypher, {})) for lookup in q.lookups])
@@ -568,21 +573,32 @@ class GraphStore(ABC):
                 table = table.set_column(table.column_names.index(column), column, opened)
         return table
 
-    def _slices(self, q: NamedQuery) -> list[dict[str, dt.datetime]]:
+    def _slices(self, q: NamedQuery, period: tuple[dt.datetime | None, dt.datetime | None] | None = None,
+                ) -> list[dict[str, dt.datetime]]:
         """``slice_from``/``slice_to`` of each piece of a sliced query: equal spans of its anchor property's
-        range, enough of them to keep each piece near ``slice_rows`` anchors (one piece when unsliced)."""
+        range (within ``period``), enough of them to keep each piece near ``slice_rows`` anchors."""
         if q.slice_by is None:
             return [{}]
+        since, until = period or (None, None)
+        nothing = [{"slice_from": dt.datetime(1900, 1, 1), "slice_to": dt.datetime(1900, 1, 1)}]  # the columns, no row
         if self.slice_rows is None:
-            return [{"slice_from": dt.datetime(1, 1, 1), "slice_to": dt.datetime(9999, 12, 31)}]
+            whole = {"slice_from": since or dt.datetime(1, 1, 1), "slice_to": until or dt.datetime(9999, 12, 31)}
+            return [whole] if whole["slice_from"] < whole["slice_to"] else nothing
         cls, prop = q.slice_by
         bounds = self._run(f"MATCH (a:{self._table(cls)}) RETURN count(a) AS n, min(a.{prop}) AS lo, "
                            f"max(a.{prop}) AS hi").iloc[0]
-        if not bounds["n"]:  # nothing to find: one piece all the same, for the columns of an empty result
-            return [{"slice_from": dt.datetime(1900, 1, 1), "slice_to": dt.datetime(1900, 1, 2)}]
+        if not bounds["n"]:
+            return nothing
         lo, hi = pd.Timestamp(bounds["lo"]), pd.Timestamp(bounds["hi"]) + pd.Timedelta(seconds=1)
-        count = -(-int(bounds["n"]) // self.slice_rows)
-        edges = [(lo + (hi - lo) * i / count).floor("s") for i in range(count)] + [hi]
+        share = 1.0
+        if since or until:  # the share of the range inside the period, assuming anchors spread evenly over it
+            span = hi - lo
+            lo, hi = max(lo, pd.Timestamp(since or lo)), min(hi, pd.Timestamp(until or hi))
+            if lo >= hi:
+                return nothing
+            share = (hi - lo) / span if span > pd.Timedelta(0) else 1.0
+        count = max(1, -(-int(bounds["n"] * share) // self.slice_rows))
+        edges = [lo] + [(lo + (hi - lo) * i / count).floor("s") for i in range(1, count)] + [hi]
         return [{"slice_from": a.to_pydatetime(), "slice_to": b.to_pydatetime()}
                 for a, b in zip(edges, edges[1:], strict=False) if a < b]
 

@@ -75,7 +75,8 @@ def candidates(rule: Rule, table: pa.Table, *, as_of: dt.datetime, since: dt.dat
     return table.num_rows, [{k: plain(v) for k, v in row.items()} for row in keep.to_pylist()]
 
 
-def _naive(value: dt.datetime) -> dt.datetime:
+def naive_local(value: dt.datetime) -> dt.datetime:
+    """A time as the graph stores it: naive, in the platform's time zone."""
     return value.astimezone(TIMEZONE).replace(tzinfo=None) if value.tzinfo else value
 
 
@@ -88,8 +89,8 @@ def _in_scope(rule: Rule, table: pa.Table, since: dt.datetime | None, until: dt.
         return None
     micros = _micros(at.data)
     day = dt.timedelta(days=1)
-    lower = [rule.effective_from and dt.datetime.combine(rule.effective_from, dt.time()), since and _naive(since)]
-    upper = [rule.effective_to and dt.datetime.combine(rule.effective_to + day, dt.time()), until and _naive(until)]
+    lower = [rule.effective_from and dt.datetime.combine(rule.effective_from, dt.time()), since and naive_local(since)]
+    upper = [rule.effective_to and dt.datetime.combine(rule.effective_to + day, dt.time()), until and naive_local(until)]
     inside = np.ones(len(micros), dtype=bool)
     for bound in filter(None, lower):
         inside &= micros >= _micros_of(bound)
@@ -142,7 +143,7 @@ def _constant(value: Any) -> _Value | None:
         integral = exact and number == int(number) and abs(number) < _EXACT_LIMIT
         return _Value(number, "num", exact=exact, integral=integral)
     if isinstance(value, dt.datetime):
-        return _Value(_naive(value), "time")
+        return _Value(naive_local(value), "time")
     if isinstance(value, dt.date):
         return _Value(dt.datetime.combine(value, dt.time()), "time")
     if isinstance(value, (list, tuple, set, frozenset)):

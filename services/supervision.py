@@ -35,9 +35,11 @@ import pandas as pd
 import pyarrow as pa
 
 from graph import GraphStore, Provenance
+from graph.catalog import named_query
 from ontology import errors
 from ontology.validate import validate_nodes
 from rules import PACKS_DIR, Evaluation, Finding, Pack, Rule, evaluate, load_packs
+from rules.columnar import naive_local
 from services.security.gm import SM2KeyPair
 from services.security.signing import SIGNATURE_FIELDS, check_node, sign_node
 
@@ -70,6 +72,10 @@ class RuleRun:
     version: str
     severity: str
     rows: int = 0
+    """Candidate rows in scope: event time inside the rule's effective dates and the run's period."""
+    fetched: int = 0
+    """Candidate rows read from the graph: ``rows`` and any outside the period that the engine could not
+    leave out (see ``GraphStore.query_table(period=...)``)."""
     matched: int = 0
     findings: int = 0
     raised: int = 0
@@ -108,21 +114,34 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
 
 
-def _source(rule: Rule) -> tuple[str, str]:
-    """The candidate rows a rule reads: its query and parameters."""
-    return rule.query, json.dumps(rule.params, sort_keys=True, default=str)
+Period = tuple[dt.datetime | None, dt.datetime | None]
+
+
+def _period(rule: Rule, since: dt.datetime | None, until: dt.datetime | None) -> Period | None:
+    """The part of [since, until) the engine can apply: when the rule's event time is the anchor property
+    its query is sliced on (every encounter or prescription), the query reads only that period."""
+    sliced = named_query(rule.query).slice_by
+    if not (since or until) or sliced is None or rule.at != sliced[1]:
+        return None
+    return since and naive_local(since), until and naive_local(until)
+
+
+def _source(rule: Rule, since: dt.datetime | None = None, until: dt.datetime | None = None) -> tuple[Any, ...]:
+    """The candidate rows a rule reads: its query, parameters and the period the engine applies."""
+    return rule.query, json.dumps(rule.params, sort_keys=True, default=str), _period(rule, since, until)
 
 
 class _SharedRows(dict):
     """Candidate rows fetched in one run, each kept until the last rule reading it is done (at 1M residents
     the per-encounter rows alone take gigabytes)."""
 
-    def __init__(self, rules: list[Rule]) -> None:
+    def __init__(self, rules: list[Rule], since: dt.datetime | None = None, until: dt.datetime | None = None) -> None:
         super().__init__()
-        self.readers = collections.Counter(_source(r) for r in rules)
+        self.since, self.until = since, until
+        self.readers = collections.Counter(_source(r, since, until) for r in rules)
 
     def done(self, rule: Rule) -> None:
-        source = _source(rule)
+        source = _source(rule, self.since, self.until)
         self.readers[source] -= 1
         if self.readers[source] <= 0:
             self.pop(source, None)
@@ -187,10 +206,11 @@ class Supervision:
         if run.skipped:
             return None, run
         fetched = {} if fetched is None else fetched
-        source = _source(rule)
+        source = _source(rule, since, until)
         if source not in fetched:
-            fetched[source] = self.store.query_table(rule.query, **rule.params)
+            fetched[source] = self.store.query_table(rule.query, period=source[2], **rule.params)
             run.query_seconds = round(time.perf_counter() - started, 4)
+        run.fetched = fetched[source].num_rows
         ev = evaluate(rule, fetched[source], as_of=as_of, since=since, until=until)
         run.rows, run.matched, run.findings, run.errors = ev.rows, ev.matched, len(ev.findings), ev.errors
         run.seconds = round(time.perf_counter() - started, 4)
@@ -223,7 +243,7 @@ class Supervision:
         as_of = as_of or until or self.clock()
         pack_id, chosen = self._rules(pack, rules)
         report = RunReport(pack_id, as_of.isoformat(), _iso(since), _iso(until), True, [])
-        fetched = _SharedRows(chosen)
+        fetched = _SharedRows(chosen, since, until)
         for rule in chosen:
             ev, run = self.evaluate_rule(rule, as_of=as_of, since=since, until=until, fetched=fetched)
             fetched.done(rule)

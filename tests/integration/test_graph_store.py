@@ -162,6 +162,7 @@ def test_sliced_queries_filter_a_required_property_of_their_anchor(onto) -> None
         cls, prop = q.slice_by
         assert prop in onto.required_of(cls), name  # else nodes without it would fall outside every slice
         assert "$slice_from" in q.cypher and "$slice_to" in q.cypher and not q.ordered, name
+        assert f".{prop} AS {prop}," in q.cypher, name  # returned under its name: rules' `at` can match it
 
 
 @pytest.mark.parametrize("name", SLICED)

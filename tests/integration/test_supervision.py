@@ -156,6 +156,22 @@ def test_backtest_counts_per_rule_without_creating_alerts(first_run, truth: dict
     assert sum(r.findings for r in empty.rules if sup.rule(r.rule_id).at) == 0
 
 
+@pytest.mark.parametrize("rule_id", ["rx_dose_above_maximum", "practice_without_valid_registration"])
+def test_a_backtest_over_a_period_reads_only_that_period(first_run, as_of: dt.datetime, rule_id: str) -> None:
+    sup, _ = first_run
+    rule = sup.rule(rule_id)
+    planted = sup.backtest(rules=[rule_id], as_of=as_of, samples=1).rules[0]
+    when = dt.datetime.fromisoformat(planted.samples[0]["evidence"]["rows"][0][rule.at])
+    since, until = when - dt.timedelta(days=10), when + dt.timedelta(days=10)
+    narrow = sup.backtest(rules=[rule_id], as_of=as_of, since=since, until=until).rules[0]
+    # the same rows in scope and findings as judging every candidate row against the period
+    every = sup.store.query_table(rule.query, **rule.params)
+    judged = evaluate(rule, every, as_of=as_of, since=since, until=until)
+    assert (narrow.rows, narrow.findings) == (judged.rows, len(judged.findings)) and narrow.findings >= 1
+    assert narrow.rows <= narrow.fetched < every.num_rows / 4  # 20 days of a year's rows, not all of them
+    assert planted.fetched == every.num_rows  # without a period, everything
+
+
 def test_rules_sharing_a_query_fetch_it_once_per_run(sup_store: GraphStore, as_of: dt.datetime,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     sup = Supervision(sup_store)
@@ -163,7 +179,7 @@ def test_rules_sharing_a_query_fetch_it_once_per_run(sup_store: GraphStore, as_o
              for rid in ("practice_outside_scope", "practice_without_valid_registration")}
     calls: list[str] = []
     query = sup_store.query_table
-    monkeypatch.setattr(sup_store, "query_table", lambda name, **params: calls.append(name) or query(name, **params))
+    monkeypatch.setattr(sup_store, "query_table", lambda name, **kw: calls.append(name) or query(name, **kw))
     together = sup.backtest(rules=list(alone), as_of=as_of)
     assert calls.count("encounter_practice") == 1
     assert [(r.rows, r.matched, r.findings) for r in together.rules] == \
