@@ -584,7 +584,7 @@ class GraphStore(ABC):
         if self.slice_rows is None:
             whole = {"slice_from": since or dt.datetime(1, 1, 1), "slice_to": until or dt.datetime(9999, 12, 31)}
             return [whole] if whole["slice_from"] < whole["slice_to"] else nothing
-        cls, prop = q.slice_by
+        cls, prop = q.slice_by.cls, q.slice_by.prop
         bounds = self._run(f"MATCH (a:{self._table(cls)}) RETURN count(a) AS n, min(a.{prop}) AS lo, "
                            f"max(a.{prop}) AS hi").iloc[0]
         if not bounds["n"]:

@@ -121,7 +121,7 @@ def _period(rule: Rule, since: dt.datetime | None, until: dt.datetime | None) ->
     """The part of [since, until) the engine can apply: when the rule's event time is the anchor property
     its query is sliced on (every encounter or prescription), the query reads only that period."""
     sliced = named_query(rule.query).slice_by
-    if not (since or until) or sliced is None or rule.at != sliced[1]:
+    if not (since or until) or sliced is None or sliced.column is None or rule.at != sliced.column:
         return None
     return since and naive_local(since), until and naive_local(until)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -156,13 +157,16 @@ SLICED = sorted(name for name, q in QUERIES.items() if q.slice_by)
 
 
 def test_sliced_queries_filter_a_required_property_of_their_anchor(onto) -> None:
-    assert {"encounter_practice", "prescription_items_review"} <= set(SLICED)
+    assert {"encounter_practice", "prescription_items_review", "prescription_drug_pairs"} <= set(SLICED)
     for name in SLICED:
         q = QUERIES[name]
-        cls, prop = q.slice_by
+        cls, prop, column = q.slice_by.cls, q.slice_by.prop, q.slice_by.column
         assert prop in onto.required_of(cls), name  # else nodes without it would fall outside every slice
         assert "$slice_from" in q.cypher and "$slice_to" in q.cypher and not q.ordered, name
-        assert f".{prop} AS {prop}," in q.cypher, name  # returned under its name: rules' `at` can match it
+        anchor = re.search(rf"\((\w+):{cls}\)", q.cypher).group(1)
+        assert f"{anchor}.{prop} >= $slice_from" in q.cypher, name
+        if column:  # the anchor's own property: a rule whose `at` is this column may push its period down
+            assert f"{anchor}.{prop} AS {column}," in q.cypher, name
 
 
 @pytest.mark.parametrize("name", SLICED)

@@ -172,6 +172,18 @@ def test_a_backtest_over_a_period_reads_only_that_period(first_run, as_of: dt.da
     assert planted.fetched == every.num_rows  # without a period, everything
 
 
+def test_a_period_the_engine_cannot_apply_is_applied_to_the_rows(first_run, as_of: dt.datetime) -> None:
+    # drug pairs are sliced on the encounter's time, the rule's event time is the prescription's
+    sup, _ = first_run
+    rule = sup.rule("rx_interaction")
+    since, until = dt.datetime(2025, 3, 1), dt.datetime(2025, 9, 1)
+    narrow = sup.backtest(rules=[rule.id], as_of=as_of, since=since, until=until).rules[0]
+    every = sup.store.query_table(rule.query, **rule.params)
+    judged = evaluate(rule, every, as_of=as_of, since=since, until=until)
+    assert narrow.fetched == every.num_rows > narrow.rows == judged.rows
+    assert narrow.findings == len(judged.findings)
+
+
 def test_rules_sharing_a_query_fetch_it_once_per_run(sup_store: GraphStore, as_of: dt.datetime,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     sup = Supervision(sup_store)
