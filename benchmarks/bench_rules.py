@@ -21,6 +21,7 @@ import argparse
 import datetime as dt
 import json
 import multiprocessing
+import subprocess
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -239,7 +240,10 @@ def main() -> None:
                       f"and nothing else" + (f"; not: {off}" if off else ""))
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"rules-{ns.residents}.json"
-    out.write_text(json.dumps({"residents": ns.residents, "seed": ns.seed, "as_of": as_of.isoformat(),
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent).stdout.strip()
+    out.write_text(json.dumps({"residents": ns.residents, "seed": ns.seed, "as_of": as_of.isoformat(), "commit": commit,
+                               "encounter_rate": manifest.get("encounter_rate", 1.0),
                                "encounters": encounters, "node_rows": counts, "generate_s": generate_s,
                                "goal_s": GOAL_S, "measured": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
                                **results}, indent=1, default=str), encoding="utf-8")
