@@ -173,7 +173,7 @@ def test_a_backtest_over_a_period_reads_only_that_period(first_run, as_of: dt.da
 
 
 def test_a_period_the_engine_cannot_apply_is_applied_to_the_rows(first_run, as_of: dt.datetime) -> None:
-    # drug pairs are sliced on the encounter's time, the rule's event time is the prescription's
+    # drug pairs are read whole (not sliced): the period applies to the rows
     sup, _ = first_run
     rule = sup.rule("rx_interaction")
     since, until = dt.datetime(2025, 3, 1), dt.datetime(2025, 9, 1)
