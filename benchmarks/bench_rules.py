@@ -183,6 +183,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--residents", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--encounter-rate", type=float, default=1.0,
+                        help="visits a resident relative to the default (5.6: ≈ 10 encounters a resident)")
     parser.add_argument("--repeat", type=int, default=3, help="backtests of the pack per engine (first = cold)")
     parser.add_argument("--neo4j", action="store_true", help="also on a real Neo4j server (loads at ~10k rows/s)")
     parser.add_argument("--province", type=Path, help="a province already generated (healthgraph generate) instead "
@@ -203,7 +205,7 @@ def main() -> None:
         t = time.perf_counter()
         if not ns.province:
             with console.status(f"generating {ns.residents:,} residents"):
-                generate(province, residents=ns.residents, seed=ns.seed)
+                generate(province, residents=ns.residents, seed=ns.seed, encounter_rate=ns.encounter_rate)
         generate_s = time.perf_counter() - t if not ns.province else float("nan")
         manifest = json.loads((province / "manifest.json").read_text(encoding="utf-8"))
         ns.residents, ns.seed = manifest["residents"], manifest["seed"]
@@ -239,11 +241,12 @@ def main() -> None:
         console.print(f"{engine}: ground truth — {scored - len(off)} of {scored} rules find every planted anomaly "
                       f"and nothing else" + (f"; not: {off}" if off else ""))
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"rules-{ns.residents}.json"
+    rate = manifest.get("encounter_rate", 1.0)
+    out = RESULTS / (f"rules-{ns.residents}.json" if rate == 1.0 else f"rules-{ns.residents}-rate{rate:g}.json")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip()
     out.write_text(json.dumps({"residents": ns.residents, "seed": ns.seed, "as_of": as_of.isoformat(), "commit": commit,
-                               "encounter_rate": manifest.get("encounter_rate", 1.0),
+                               "encounter_rate": rate,
                                "encounters": encounters, "node_rows": counts, "generate_s": generate_s,
                                "goal_s": GOAL_S, "measured": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
                                **results}, indent=1, default=str), encoding="utf-8")
