@@ -194,7 +194,7 @@ class Supervision:
 
     def evaluate_rule(self, rule: Rule, *, as_of: dt.datetime, since: dt.datetime | None = None,
                       until: dt.datetime | None = None,
-                      fetched: dict[tuple[str, str], pa.Table] | None = None) -> tuple[Evaluation | None, RuleRun]:
+                      fetched: dict[tuple[Any, ...], pa.Table] | None = None) -> tuple[Evaluation | None, RuleRun]:
         """Fetch the rule's candidate rows and evaluate them, without writing anything.
 
         ``fetched`` shares candidate rows between the rules of one run: rules naming the same query and
