@@ -393,7 +393,7 @@ class GraphStore(ABC):
             target = to_write & rows[prop.digest_of].notna().to_numpy() if prop.digest_of else None
             if target is not None and target.any():
                 digests = np.full(len(rows), None, dtype=object)
-                plaintext = pa.array(rows[prop.digest_of].array, pa.string(), from_pandas=True).filter(target)
+                plaintext = arrow_text(rows[prop.digest_of]).filter(target)
                 digests[target] = self.protector.digests(prop.digest_of, plaintext)
                 rows[name] = pd.Series(digests, index=rows.index, dtype=TEXT)
         for name in self._encrypted(table):
