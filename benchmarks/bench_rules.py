@@ -192,6 +192,9 @@ def main() -> None:
     parser.add_argument("--buffer-pool-mb", type=int, default=1024,
                         help="LadybugDB's buffer pool (HEALTHGRAPH_GRAPH_BUFFER_POOL_MB): at 1M residents the master "
                         "index build, one transaction on the embedded store, needs more than the default 1024")
+    parser.add_argument("--neo4j-heap-mb", type=int, default=2048, help="the Neo4j server's Java heap")
+    parser.add_argument("--neo4j-page-cache-mb", type=int, default=2048,
+                        help="the Neo4j server's page cache (store files held in memory)")
     parser.add_argument("--graph", type=Path, help="keep the embedded graph (load and master index) in this "
                         "folder and reuse it on the next run over the same province")
     ns = parser.parse_args()
@@ -223,7 +226,8 @@ def main() -> None:
                                         buffer_pool_mb=ns.buffer_pool_mb, keep=ns.graph)
         if ns.neo4j:
             with console.status("starting Neo4j"):
-                neo4j = servers.start("neo4j", work / "neo4j", port=servers.free_port("neo4j", 0))
+                neo4j = servers.start("neo4j", work / "neo4j", port=servers.free_port("neo4j", 0),
+                                      heap_mib=ns.neo4j_heap_mb, page_cache_mib=ns.neo4j_page_cache_mb)
             try:
                 results["neo4j"] = run_engine("neo4j", neo4j.url, province, work, as_of=as_of, repeat=ns.repeat)
             finally:
@@ -246,7 +250,9 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip()
     out.write_text(json.dumps({"residents": ns.residents, "seed": ns.seed, "as_of": as_of.isoformat(), "commit": commit,
-                               "encounter_rate": rate,
+                               "encounter_rate": rate, "buffer_pool_mb": ns.buffer_pool_mb,
+                               **({"neo4j_heap_mb": ns.neo4j_heap_mb, "neo4j_page_cache_mb": ns.neo4j_page_cache_mb}
+                                  if ns.neo4j else {}),
                                "encounters": encounters, "node_rows": counts, "generate_s": generate_s,
                                "goal_s": GOAL_S, "measured": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
                                **results}, indent=1, default=str), encoding="utf-8")

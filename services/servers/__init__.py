@@ -48,6 +48,8 @@ class ServerKind:
     heap_mib: int
     ports: range | None = None
     """Ports the server can listen on (None: any)."""
+    page_cache_mib: int = 128
+    """Neo4j's page cache (store files held in memory, outside the heap); unused by OpenSearch."""
 
     @property
     def pom(self) -> Path:
@@ -57,7 +59,7 @@ class ServerKind:
         heap = [f"-Xms{self.heap_mib}m", f"-Xmx{self.heap_mib}m"]
         if self.name == "neo4j":
             return [java, *heap, "-cp", classpath, str(HERE / "neo4j" / "Launcher.java"), str(home / "data"), str(port),
-                    "128"]
+                    str(self.page_cache_mib)]
         # The runner's HTTP port is its base port + 1; transport ports are chosen by the node.
         return [java, *heap, "-cp", classpath, "org.codelibs.opensearch.runner.OpenSearchRunner",
                 "-basePath", str(home / "data"), "-numOfNode", "1", "-baseHttpPort", str(port - 1),
@@ -137,8 +139,11 @@ def requirements(kind_name: str) -> str | None:
 
 
 def start(kind_name: str, home: Path, *, port: int | None = None, cache: Path | None = None,
-          heap_mib: int | None = None, timeout: float = 180) -> Server:
+          heap_mib: int | None = None, page_cache_mib: int | None = None, timeout: float = 180) -> Server:
     """Start a server in ``home`` (data, log, pid file) and wait until it answers.
+
+    ``heap_mib`` and (Neo4j) ``page_cache_mib`` override the small defaults meant for tests, e.g. for a
+    benchmark over millions of rows.
 
     Reuses a server already running from the same folder. Raises ServerUnavailable with the log's
     tail when it does not come up in time.
@@ -159,6 +164,8 @@ def start(kind_name: str, home: Path, *, port: int | None = None, cache: Path | 
     log = open(home / "server.log", "wb")  # noqa: SIM115 - handed to the child process
     if heap_mib:
         kind = dataclasses.replace(kind, heap_mib=heap_mib)
+    if page_cache_mib:
+        kind = dataclasses.replace(kind, page_cache_mib=page_cache_mib)
     proc = subprocess.Popen(kind.command(java, cp, home, port), cwd=home, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     log.close()
