@@ -14,6 +14,7 @@ import numpy as np
 
 from ingest.synthetic import province as pv
 from ingest.synthetic import scenarios, supply
+from ingest.writer import ProvinceWriter
 
 __all__ = ["generate", "GenerationResult"]
 
@@ -37,7 +38,7 @@ def generate(out: str | Path, *, residents: int = 10_000, seed: int = 7, provinc
     if out.exists():
         shutil.rmtree(out)
     say = progress or (lambda _msg: None)
-    p = pv.Province(rng=np.random.default_rng(seed))
+    p = pv.Province(rng=np.random.default_rng(seed), writer=ProvinceWriter(spill=out / ".parts"))
     steps: list[tuple[str, Callable[[], object]]] = []
     counties = pv.divisions(p, province_code, residents)
     planted = [
