@@ -7,7 +7,7 @@ province, with per-rule times, on the embedded LadybugDB store and (``--neo4j``)
 
 Per engine: validated load and master person index build (two rules need it) in a child process
 (``--graph DIR`` keeps the embedded graph and reuses it for the same province: at 1M residents the
-build takes ≈ 45 min), then ``--repeat`` backtests of the core pack rule by rule over the whole period
+build takes ≈ 45 min; ``--neo4j-home DIR`` does the same for the Neo4j server's data), then ``--repeat`` backtests of the core pack rule by rule over the whole period
 up to the province's as-of date (first = cold, the rest warm), then the pack as one backtest (rules
 naming the same query fetch its rows once), whose findings are scored against the province's ground
 truth (recall and precision per rule). Figures: per-rule seconds (rows fetched, findings) of the fastest
@@ -195,6 +195,8 @@ def main() -> None:
     parser.add_argument("--neo4j-heap-mb", type=int, default=2048, help="the Neo4j server's Java heap")
     parser.add_argument("--neo4j-page-cache-mb", type=int, default=2048,
                         help="the Neo4j server's page cache (store files held in memory)")
+    parser.add_argument("--neo4j-home", type=Path, help="run the Neo4j server from this folder and keep its "
+                        "data (load and master index) for the next run over the same province")
     parser.add_argument("--graph", type=Path, help="keep the embedded graph (load and master index) in this "
                         "folder and reuse it on the next run over the same province")
     ns = parser.parse_args()
@@ -226,12 +228,14 @@ def main() -> None:
                                         buffer_pool_mb=ns.buffer_pool_mb, keep=ns.graph)
         if ns.neo4j:
             with console.status("starting Neo4j"):
-                neo4j = servers.start("neo4j", work / "neo4j", port=servers.free_port("neo4j", 0),
+                home = ns.neo4j_home or work / "neo4j"
+                neo4j = servers.start("neo4j", home, port=servers.free_port("neo4j", 0),
                                       heap_mib=ns.neo4j_heap_mb, page_cache_mib=ns.neo4j_page_cache_mb)
             try:
-                results["neo4j"] = run_engine("neo4j", neo4j.url, province, work, as_of=as_of, repeat=ns.repeat)
+                results["neo4j"] = run_engine("neo4j", neo4j.url, province, work, as_of=as_of, repeat=ns.repeat,
+                                              keep=ns.neo4j_home)
             finally:
-                servers.stop("neo4j", work / "neo4j")
+                servers.stop("neo4j", home)
 
     console.print(_table(ns, results, counts, encounters))
     lb = results["ladybug"]

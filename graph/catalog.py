@@ -865,13 +865,15 @@ def result_columns(query: NamedQuery, onto: Ontology) -> dict[str, str]:
     for a list-valued one; ``key`` and ``class`` are strings); other columns take their type from
     ``NamedQuery.columns``, else ``any``. Columns follow the last RETURN clause of the statement.
     """
-    out = _returned(query.cypher, query, onto)
+    out = returned_columns(query.cypher, query, onto)
     for lookup in query.lookups:
-        out |= {name: kind for name, kind in _returned(lookup.cypher, query, onto).items() if name != lookup.on}
+        out |= {name: kind for name, kind in returned_columns(lookup.cypher, query, onto).items()
+                if name != lookup.on}
     return out
 
 
-def _returned(cypher: str, query: NamedQuery, onto: Ontology) -> dict[str, str]:
+def returned_columns(cypher: str, query: NamedQuery, onto: Ontology) -> dict[str, str]:
+    """The columns one statement of a named query (its own, or a lookup's) returns, in order, with types."""
     clause = _RETURN.findall(cypher)
     if not clause:
         return {}

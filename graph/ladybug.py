@@ -116,7 +116,8 @@ class LadybugStore(GraphStore):
             names = result.get_column_names()
             return [dict(zip(names, row, strict=True)) for row in result.get_all()]
 
-    def _run_arrow(self, statement: str, params: dict[str, Any] | None = None) -> pa.Table:
+    def _run_arrow(self, statement: str, params: dict[str, Any] | None = None,
+                   types: dict[str, str] | None = None) -> pa.Table:
         with self._lock:
             return self._execute(statement, params).get_as_arrow()
 

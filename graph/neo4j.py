@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from graph.catalog import named_query
 from graph.dialect import Neo4jDialect
@@ -35,6 +36,7 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 
 BATCH_ROWS = 5_000
 """Rows per UNWIND statement: large enough to amortise the round trip, small enough for a 1 GiB heap."""
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 COLLECT_ROWS = 250_000
 """Rows per collected list in bulk reads (see ``_collect``)."""
 
@@ -101,6 +103,25 @@ class Neo4jStore(GraphStore):
                      f"(b:{self._table(dst_table)}) RETURN a.key AS src, b.key AS dst")
         rows = self._records(statement, {"keys": list(dict.fromkeys(sources))})
         return pd.DataFrame(rows, columns=["src", "dst"], dtype="string")
+
+    def _run_arrow(self, statement: str, params: dict[str, Any] | None = None,
+                   types: dict[str, str] | None = None) -> pa.Table:
+        """Temporal columns come back as text and are parsed by column: the driver would make a Python
+        object per value (pure Python, the larger part of a scan of a million rows; docs/engines.md)."""
+        temporal = {name for name, kind in (types or {}).items() if kind in ("dateTime", "date")}
+        if not temporal or not all(_IDENTIFIER.fullmatch(name) for name in types or {}):
+            return super()._run_arrow(statement, params)
+        returned = ", ".join(f"toString(`{n}`) AS `{n}`" if n in temporal else f"`{n}`" for n in types or {})
+        rows, _ = self._fetch(f"CALL () {{ {statement} }} RETURN {returned}", params)
+        table = pa.Table.from_pylist([{k: plain(v) for k, v in r.items()} for r in rows])
+        for name in temporal if rows else ():
+            text = table.column(name).to_pandas()
+            if types[name] == "date":
+                values = pa.array(pd.to_datetime(text, format="ISO8601").dt.date, pa.date32())
+            else:
+                values = pa.array(pd.to_datetime(text, format="ISO8601"), pa.timestamp("us"))
+            table = table.set_column(table.column_names.index(name), name, values)
+        return table
 
     def _fetch(self, statement: str, params: dict[str, Any] | None) -> tuple[list[dict[str, Any]], list[str]]:
         with self._engine_errors(statement):

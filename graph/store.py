@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from graph.catalog import NamedQuery, named_query
+from graph.catalog import NamedQuery, named_query, returned_columns
 from graph.dialect import Dialect
 from graph.columnar import join_lookups, row_hashes
 from graph.protect import FieldProtector, PlainFields
@@ -166,9 +166,11 @@ class GraphStore(ABC):
         """Execute one statement and return its rows as dicts (engines may skip the DataFrame)."""
         return self._run(statement, params).to_dict("records")
 
-    def _run_arrow(self, statement: str, params: dict[str, Any] | None = None) -> pa.Table:
+    def _run_arrow(self, statement: str, params: dict[str, Any] | None = None,
+                   types: dict[str, str] | None = None) -> pa.Table:
         """Execute one statement and return its rows as an Arrow table (engines with a columnar result
-        hand it over without a Python object per value)."""
+        hand it over without a Python object per value). ``types`` are the statement's returned columns
+        and their types (``catalog.returned_columns``), for engines that convert some on the way."""
         return pa.Table.from_pylist([{k: plain(v) for k, v in r.items()} for r in self._records(statement, params)])
 
     @abstractmethod
@@ -563,10 +565,12 @@ class GraphStore(ABC):
         month reads that month's rows, not the whole graph's."""
         q = named_query(name)
         bound = self._bind(q, params)
-        pieces = [self._run_arrow(q.cypher, {**bound, **piece}) for piece in self._slices(q, period)]
+        types = returned_columns(q.cypher, q, self.onto)
+        pieces = [self._run_arrow(q.cypher, {**bound, **piece}, types) for piece in self._slices(q, period)]
         table = pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces, promote_options="permissive")
         if q.lookups:
-            table = join_lookups(table, [(lookup.on, self._run_arrow(lookup.cypher, {})) for lookup in q.lookups])
+            table = join_lookups(table, [(lookup.on, self._run_arrow(lookup.cypher, {}, returned_columns(
+                lookup.cypher, q, self.onto))) for lookup in q.lookups])
         for column, field_name in q.sealed.items():
             if column in table.column_names:
                 opened = pa.array(self._unseal(field_name, table.column(column).to_pylist()), pa.string())
