@@ -36,9 +36,9 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 
 BATCH_ROWS = 5_000
 """Rows per UNWIND statement: large enough to amortise the round trip, small enough for a 1 GiB heap."""
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 COLLECT_ROWS = 250_000
 """Rows per collected list in bulk reads (see ``_collect``)."""
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class Neo4jStore(GraphStore):
@@ -106,17 +106,25 @@ class Neo4jStore(GraphStore):
 
     def _run_arrow(self, statement: str, params: dict[str, Any] | None = None,
                    types: dict[str, str] | None = None) -> pa.Table:
-        """Temporal columns come back as text and are parsed by column: the driver would make a Python
-        object per value (pure Python, the larger part of a scan of a million rows; docs/engines.md)."""
-        temporal = {name for name, kind in (types or {}).items() if kind in ("dateTime", "date")}
-        if not temporal or not all(_IDENTIFIER.fullmatch(name) for name in types or {}):
+        """Rows as Arrow columns, built from the driver's records without a Python dict or conversion per
+        value; temporal columns come back as text and are parsed by column (the driver would make a
+        Python object per value, in pure Python). Measured in docs/engines.md."""
+        names = list(types or {})
+        if not names or not all(_IDENTIFIER.fullmatch(name) for name in names):
             return super()._run_arrow(statement, params)
-        returned = ", ".join(f"toString(`{n}`) AS `{n}`" if n in temporal else f"`{n}`" for n in types or {})
-        rows, _ = self._fetch(f"CALL () {{ {statement} }} RETURN {returned}", params)
-        table = pa.Table.from_pylist([{k: plain(v) for k, v in r.items()} for r in rows])
-        for name in temporal if rows else ():
+        temporal = {name for name in names if types[name] in ("dateTime", "date")}  # type: ignore[index]
+        if temporal:
+            returned = ", ".join(f"toString(`{n}`) AS `{n}`" if n in temporal else f"`{n}`" for n in names)
+            statement = f"CALL () {{ {statement} }} RETURN {returned}"
+        records, keys = self._fetch_records(statement, params, scan=True)
+        if not records:
+            return pa.Table.from_pylist([])
+        # A Record is a tuple whose own __iter__ is Python code: read it through tuple's.
+        columns = zip(*map(tuple.__iter__, records), strict=True)
+        table = pa.Table.from_arrays([_column(values) for values in columns], names=keys)
+        for name in temporal:
             text = table.column(name).to_pandas()
-            if types[name] == "date":
+            if types[name] == "date":  # type: ignore[index]
                 values = pa.array(pd.to_datetime(text, format="ISO8601").dt.date, pa.date32())
             else:
                 values = pa.array(pd.to_datetime(text, format="ISO8601"), pa.timestamp("us"))
@@ -124,13 +132,24 @@ class Neo4jStore(GraphStore):
         return table
 
     def _fetch(self, statement: str, params: dict[str, Any] | None) -> tuple[list[dict[str, Any]], list[str]]:
+        records, keys = self._fetch_records(statement, params)
+        return [{k: _native(r[k]) for k in keys} for r in records], keys
+
+    def _fetch_records(self, statement: str, params: dict[str, Any] | None, *,
+                       scan: bool = False) -> tuple[list[Any], list[str]]:
+        """The driver's records (tuples of values, in ``keys`` order) and the column names. A ``scan``
+        asks for every row at once rather than the driver's 1,000 a round trip."""
         with self._engine_errors(statement):
             if self._tx is not None:
                 result = self._tx.run(statement, params or {})
                 records, keys = list(result), result.keys()
+            elif scan:
+                with self._driver.session(database=self.database, fetch_size=-1) as session:
+                    records, keys = session.execute_read(
+                        lambda tx: (lambda result: (list(result), result.keys()))(tx.run(statement, params or {})))
             else:
                 records, _, keys = self._driver.execute_query(statement, params or {}, database_=self.database)
-        return [{k: _native(r[k]) for k in keys} for r in records], list(keys)
+        return records, list(keys)
 
     def _write_batches(self, statement: str, rows: list[dict[str, Any]]) -> None:
         for start in range(0, len(rows), BATCH_ROWS):
@@ -272,6 +291,15 @@ def _records(rows: pd.DataFrame, as_text: tuple[str, ...] = ()) -> list[dict[str
         columns[name] = values
     names = list(columns)
     return [dict(zip(names, vals, strict=True)) for vals in zip(*columns.values(), strict=True)]
+
+
+def _column(values: tuple[Any, ...]) -> pa.Array:
+    """One result column as Arrow: directly when its values are plain (strings, numbers, lists; NaN as
+    null, as ``plain`` reads it), else value by value through the driver-to-Python conversion."""
+    try:
+        return pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return pa.array([plain(_native(v)) for v in values], from_pandas=True)
 
 
 def _list_or_scalar(v: Any) -> Any:

@@ -12,8 +12,8 @@ Layout of a province folder (what ``healthgraph load`` reads):
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 import shutil
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 

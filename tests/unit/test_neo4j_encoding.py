@@ -31,3 +31,16 @@ def test_the_merge_statement_parses_exactly_the_datetime_columns_it_is_given():
     statement = dialect.merge_nodes("Encounter", ("occurred_at", "ended_at"))
     assert statement.endswith("SET n += r {.*, occurred_at: localdatetime(r.occurred_at), "
                               "ended_at: localdatetime(r.ended_at)}")
+
+
+def test_result_columns_become_arrow_directly_or_value_by_value_when_the_driver_hands_objects():
+    import neo4j.time
+    import pyarrow as pa
+
+    from graph.neo4j import _column
+
+    assert _column(("a", None, "b")).to_pylist() == ["a", None, "b"]
+    assert _column((1.5, float("nan"), None)).to_pylist() == [1.5, None, None]  # NaN read as missing, as plain() does
+    assert _column((["01", "03"], None)).type == pa.list_(pa.string())
+    stamps = _column((neo4j.time.DateTime(2025, 1, 1, 10, 30, 0), None))  # not plain: converted one by one
+    assert stamps.to_pylist() == [dt.datetime(2025, 1, 1, 10, 30), None]
