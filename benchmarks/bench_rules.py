@@ -12,7 +12,8 @@ up to the province's as-of date (first = cold, the rest warm), then the pack as 
 naming the same query fetch its rows once), whose findings are scored against the province's ground
 truth (recall and precision per rule). Figures: per-rule seconds (rows fetched, findings) of the fastest
 run and, of them, the seconds of the rule's query (rows as Arrow; the rest is pruning and judging rows in
-Python), pack totals, and the ratio Neo4j ÷ LadybugDB. Results: benchmarks/results/rules-<residents>.json.
+Python), pack totals, and the ratio Neo4j ÷ LadybugDB; with ``--baseline FILE``, the pack totals, load and
+master index beside those of an earlier results file. Results: benchmarks/results/rules-<residents>.json.
 """
 
 from __future__ import annotations
@@ -179,6 +180,21 @@ def _table(ns: argparse.Namespace, results: dict[str, dict[str, Any]], counts: d
     return table
 
 
+def _against(results: dict[str, dict[str, Any]], baseline: dict[str, Any], path: Path) -> Table:
+    """Pack totals, load and master index of this run beside an earlier results file's."""
+    table = Table(title=f"against {path.name} (commit {baseline.get('commit', '?')}, {baseline.get('measured', '?')})")
+    for col in ("engine", "figure", "baseline s", "now s", "baseline ÷ now"):
+        table.add_column(col, justify="left" if col in ("engine", "figure") else "right")
+    for engine, now in results.items():
+        before = baseline.get(engine)
+        if not before:
+            continue
+        for key, label in (("pack_warm_s", "pack, warm"), ("pack_shared_s", "pack as one backtest"),
+                           ("load_s", "validated load"), ("mpi_s", "master index build")):
+            table.add_row(engine, label, f"{before[key]:.1f}", f"{now[key]:.1f}", f"{before[key] / now[key]:.1f}×")
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--residents", type=int, default=100_000)
@@ -199,6 +215,7 @@ def main() -> None:
                         "data (load and master index) for the next run over the same province")
     parser.add_argument("--graph", type=Path, help="keep the embedded graph (load and master index) in this "
                         "folder and reuse it on the next run over the same province")
+    parser.add_argument("--baseline", type=Path, help="an earlier results file to compare with, side by side")
     ns = parser.parse_args()
 
     from ingest.synthetic import generate
@@ -238,6 +255,8 @@ def main() -> None:
                 servers.stop("neo4j", home)
 
     console.print(_table(ns, results, counts, encounters))
+    if ns.baseline:
+        console.print(_against(results, json.loads(ns.baseline.read_text(encoding="utf-8")), ns.baseline))
     lb = results["ladybug"]
     console.print(f"goal: the pack over 1M residents / 10M encounters in ≤ {GOAL_S:.0f} s; here "
                   f"{lb['pack_warm_s']:.1f} s warm at {ns.residents:,} residents ({encounters:,} encounters); "
