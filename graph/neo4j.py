@@ -109,10 +109,11 @@ class Neo4jStore(GraphStore):
         """Rows as Arrow columns, built from the driver's records without a Python dict or conversion per
         value; temporal columns come back as text and are parsed by column (the driver would make a
         Python object per value, in pure Python). Measured in docs/engines.md."""
-        names = list(types or {})
+        types = types or {}
+        names = list(types)
         if not names or not all(_IDENTIFIER.fullmatch(name) for name in names):
             return super()._run_arrow(statement, params)
-        temporal = {name for name in names if types[name] in ("dateTime", "date")}  # type: ignore[index]
+        temporal = {name for name in names if types[name] in ("dateTime", "date")}
         if temporal:
             returned = ", ".join(f"toString(`{n}`) AS `{n}`" if n in temporal else f"`{n}`" for n in names)
             statement = f"CALL () {{ {statement} }} RETURN {returned}"
@@ -124,7 +125,7 @@ class Neo4jStore(GraphStore):
         table = pa.Table.from_arrays([_column(values) for values in columns], names=keys)
         for name in temporal:
             text = table.column(name).to_pandas()
-            if types[name] == "date":  # type: ignore[index]
+            if types[name] == "date":
                 values = pa.array(pd.to_datetime(text, format="ISO8601").dt.date, pa.date32())
             else:
                 values = pa.array(pd.to_datetime(text, format="ISO8601"), pa.timestamp("us"))
@@ -145,8 +146,7 @@ class Neo4jStore(GraphStore):
                 records, keys = list(result), result.keys()
             elif scan:
                 with self._driver.session(database=self.database, fetch_size=-1) as session:
-                    records, keys = session.execute_read(
-                        lambda tx: (lambda result: (list(result), result.keys()))(tx.run(statement, params or {})))
+                    records, keys = session.execute_read(_all_rows, statement, params or {})
             else:
                 records, _, keys = self._driver.execute_query(statement, params or {}, database_=self.database)
         return records, list(keys)
@@ -291,6 +291,11 @@ def _records(rows: pd.DataFrame, as_text: tuple[str, ...] = ()) -> list[dict[str
         columns[name] = values
     names = list(columns)
     return [dict(zip(names, vals, strict=True)) for vals in zip(*columns.values(), strict=True)]
+
+
+def _all_rows(tx: Any, statement: str, params: dict[str, Any]) -> tuple[list[Any], list[str]]:
+    result = tx.run(statement, params)
+    return list(result), list(result.keys())
 
 
 def _column(values: tuple[Any, ...]) -> pa.Array:
