@@ -28,14 +28,16 @@ Part = pd.DataFrame | Path
 class ProvinceWriter:
     """Collects frames per node table and edge type; ``write`` puts each in one Parquet file.
 
-    With ``spill`` set, every frame goes to a Parquet part file in that folder as soon as it is
-    added, and ``write`` streams the parts of a file into it one at a time: memory then holds the
-    generator's own working frames only, not everything generated so far (a province of ten million
-    encounters is several times this machine's memory as pandas frames).
+    With ``spill`` set, frames are kept in memory up to ``spill_rows`` rows in all; every frame added
+    after that goes to a Parquet part file in that folder at once, and ``write`` streams the parts of a
+    file into it one at a time. Memory then holds the generator's own working frames, not everything
+    generated so far (a province of ten million encounters is several times this machine's memory as
+    pandas frames), while a small province is written as fast as without spilling (a part costs a
+    second conversion and a read).
     """
 
-    def __init__(self, spill: Path | None = None) -> None:
-        self.spill = spill
+    def __init__(self, spill: Path | None = None, *, spill_rows: int = 2_000_000) -> None:
+        self.spill, self.spill_rows, self.held_rows = spill, spill_rows, 0
         self.nodes: dict[str, list[Part]] = defaultdict(list)
         self.edges: dict[str, list[Part]] = defaultdict(list)
         self.extra_files: dict[str, list[dict[str, Any]]] = {}
@@ -51,7 +53,8 @@ class ProvinceWriter:
             self._keep(self.edges[edge], f"edges.{edge}", frame)
 
     def _keep(self, parts: list[Part], name: str, frame: pd.DataFrame) -> None:
-        if self.spill is None:
+        if self.spill is None or self.held_rows + len(frame) <= self.spill_rows:
+            self.held_rows += len(frame)
             parts.append(frame)
             return
         self.spill.mkdir(parents=True, exist_ok=True)
@@ -87,14 +90,15 @@ class ProvinceWriter:
 
 
 def _write_parts(parts: list[Part], path: Path) -> int:
-    """One Parquet file from frames in memory (concatenated) or spilled parts (streamed); returns its rows."""
+    """One Parquet file from frames in memory (concatenated) or with spilled parts (streamed); returns its rows."""
     if all(isinstance(part, pd.DataFrame) for part in parts):
         frame = pd.concat(parts, ignore_index=True)
         frame.to_parquet(path, index=False)
         return len(frame)
     # The parts of one file may differ in columns and types (a column all null in one part, integers
     # in one and floats in another): the file takes their union, as pd.concat would.
-    schemas = [pq.read_schema(part) for part in parts]
+    schemas = [pa.Schema.from_pandas(part, preserve_index=False) if isinstance(part, pd.DataFrame)
+               else pq.read_schema(part) for part in parts]
     bare = [schema.remove_metadata() for schema in schemas]
     order = list(dict.fromkeys(name for schema in bare for name in schema.names))
     unified = pa.unify_schemas(bare, promote_options="permissive")
@@ -104,7 +108,8 @@ def _write_parts(parts: list[Part], path: Path) -> int:
     rows = 0
     with pq.ParquetWriter(path, unified) as out:
         for part in parts:
-            table = pq.read_table(part)
+            table = (pa.Table.from_pandas(part, preserve_index=False) if isinstance(part, pd.DataFrame)
+                     else pq.read_table(part))
             columns = [table.column(f.name).cast(f.type) if f.name in table.column_names
                        else pa.nulls(table.num_rows, f.type) for f in unified]
             out.write_table(pa.Table.from_arrays(columns, schema=unified))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
 from ingest.writer import ProvinceWriter
 
@@ -21,12 +22,17 @@ def _fill(writer: ProvinceWriter) -> None:
     writer.add_nodes("Empty", pd.DataFrame({"code": []}))
 
 
-def test_spilled_parts_write_the_files_frames_in_memory_write(tmp_path):
-    in_memory, spilled = ProvinceWriter(), ProvinceWriter(spill=tmp_path / "parts")
+@pytest.mark.parametrize("spill_rows", [0, 3])
+def test_spilled_parts_write_the_files_frames_in_memory_write(tmp_path, spill_rows):
+    in_memory, spilled = ProvinceWriter(), ProvinceWriter(spill=tmp_path / "parts", spill_rows=spill_rows)
     _fill(in_memory)
     _fill(spilled)
     assert all(isinstance(part, pd.DataFrame) for part in in_memory.nodes["Encounter"])
-    assert len(list((tmp_path / "parts").glob("*.parquet"))) == 6, "every added frame goes to disk at once"
+    held = sum(isinstance(part, pd.DataFrame) for parts in (*spilled.nodes.values(), *spilled.edges.values())
+               for part in parts)
+    # Frames stay in memory up to spill_rows rows in all (when 3: the first two Encounter frames, of 2 and
+    # 1 rows); every later frame goes to disk at once.
+    assert (held, len(list((tmp_path / "parts").glob("*.parquet")))) == ((0, 6) if spill_rows == 0 else (2, 4))
 
     counts_a = in_memory.write(tmp_path / "a", {}, {})
     counts_b = spilled.write(tmp_path / "b", {}, {})
