@@ -4,6 +4,10 @@ Nothing is lost: every input record is accepted (written, or identical to what i
 quarantined with its reason codes, and ``received = accepted + collapsed + quarantined`` is
 checked for every file. The batch id is derived from the files' content, so loading the same
 folder twice writes nothing the second time and rewrites the same quarantine files.
+
+A Parquet file longer than ``PART_ROWS`` is validated and written in parts, so memory follows the
+part and not the file. Rows whose key occurs more than once in the file are held back into one last
+part and validated together: duplicates collapse or are quarantined exactly as in a file read whole.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ import hashlib
 import json
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,10 +30,14 @@ import pyarrow.parquet as pq
 from graph.store import GraphStore, Provenance, WritePlan, WriteResult, by_table_pair
 from ingest.quality import resident_id_quality
 from ontology import errors
-from ontology.validate import TEXT, Rejection, Validated, arrow_text, lookup_from, validate_edges, validate_nodes
+from ontology.model import KEY_SEPARATOR, Ontology
+from ontology.validate import (TEXT, Rejection, Validated, arrow_text, duplicated, lookup_from, validate_edges,
+                               validate_nodes)
 
 READERS = (".parquet", ".jsonl", ".csv")
 IN_FLIGHT = 3
+PART_ROWS = 2_000_000
+"""Rows of one file validated and written together (about 1 GB of a wide table in memory)."""
 
 
 @dataclass
@@ -97,11 +106,15 @@ def batch_id_of(root: Path, files: list[Path]) -> str:
     return h.hexdigest()[:12]
 
 
+def _frame(table: pa.Table) -> pd.DataFrame:
+    text = {pa.string(): TEXT, pa.large_string(): TEXT}
+    return table.to_pandas(types_mapper=text.get)
+
+
 def read_records(path: Path) -> tuple[pd.DataFrame, list[Rejection]]:
     """Read one file; malformed lines become rejections (HG-0301), never silent losses."""
     if path.suffix == ".parquet":
-        text = {pa.string(): TEXT, pa.large_string(): TEXT}
-        return pq.read_table(path).to_pandas(types_mapper=text.get), []
+        return _frame(pq.read_table(path)), []
     if path.suffix == ".csv":
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
         return frame.replace("", None), []
@@ -121,6 +134,50 @@ def read_records(path: Path) -> tuple[pd.DataFrame, list[Rejection]]:
     return pd.DataFrame(rows), bad
 
 
+def read_parts(path: Path, key_columns: Sequence[str], part_rows: int | None = None,
+               ) -> Iterator[tuple[pd.DataFrame, list[Rejection], np.ndarray]]:
+    """A file as (frame, unreadable lines, each frame row's row number in the file), in parts.
+
+    A file of at most ``part_rows`` rows (and every JSON lines or CSV file) is one part. A longer
+    Parquet file is read ``part_rows`` rows at a time, except the rows whose ``key_columns`` (their
+    values joined) occur more than once in the file: those come last, as one part of their own.
+    """
+    part_rows = part_rows or PART_ROWS
+    parquet = pq.ParquetFile(path) if path.suffix == ".parquet" else None
+    if parquet is None or parquet.metadata.num_rows <= part_rows:
+        frame, unreadable = read_records(path)
+        yield frame, unreadable, np.arange(len(frame))
+        return
+    present = [c for c in key_columns if c in parquet.schema_arrow.names]
+    repeated = np.zeros(parquet.metadata.num_rows, dtype=bool)
+    if present and len(present) == len(key_columns):
+        keys = parquet.read(columns=present)
+        joined = pc.binary_join_element_wise(*(keys[c].cast(pa.string()) for c in present), KEY_SEPARATOR)
+        repeated = duplicated(pd.Series(pd.arrays.ArrowStringArray(joined.combine_chunks())), keep=False)
+        del keys, joined
+    held: list[pa.Table] = []
+    start = 0
+    for batch in parquet.iter_batches(batch_size=part_rows):
+        rows = np.arange(start, start + batch.num_rows)
+        start += batch.num_rows
+        part = pa.Table.from_batches([batch])
+        later = repeated[rows]
+        if later.any():
+            held.append(part.filter(pa.array(later)))
+            part, rows = part.filter(pa.array(~later)), rows[~later]
+        if part.num_rows:
+            yield _frame(part), [], rows
+    if held:
+        yield _frame(pa.concat_tables(held)), [], np.flatnonzero(repeated)
+
+
+def key_columns(onto: Ontology, target: str, *, edge: bool) -> tuple[str, ...]:
+    """The columns naming what a row of ``target`` is about: a node's key, an edge's source (functional) or pair."""
+    if edge:
+        return ("src",) if target in onto.edges and onto.edges[target].functional else ("src", "dst")
+    return onto.key_of(target) if target in onto.classes else ()
+
+
 def target_of(path: Path) -> str:
     """``nodes/Resident.legacy-emr.jsonl`` → ``Resident``."""
     return path.name.split(".", 1)[0]
@@ -137,7 +194,6 @@ def load_folder(store: GraphStore, root: str | Path, *, quarantine_root: str | P
     provenance = Provenance(source=source, batch_id=batch)
     qdir = Path(quarantine_root) / batch
     onto = store.onto
-    reports: list[FileReport] = []
     quality: dict[str, Any] = {}
     total = len(node_files) + len(edge_files)
 
@@ -145,15 +201,21 @@ def load_folder(store: GraphStore, root: str | Path, *, quarantine_root: str | P
     # the previous ones: one writer thread keeps writes serialised and in order, and at most
     # IN_FLIGHT prepared batches wait for it (more smooths uneven files, at the cost of memory).
     pending: list[tuple[Path, Validated, list[Rejection], str | None, Future[WriteResult] | None]] = []
+    parts: dict[Path, list[_Part]] = {}
 
     def settle(keep: int) -> None:
         while len(pending) > keep:
             path, result, unreadable, _, future = pending.pop(0)
             written = future.result() if future is not None else WriteResult()
-            reports.append(_report(root, path, result, unreadable, written, qdir))
+            parts.setdefault(path, []).append(_Part(result.target, result.received + len(unreadable),
+                                                    len(result.accepted), result.collapsed_duplicates,
+                                                    unreadable + result.rejected, written))
 
-    def submit(path: Path, result: Validated, unreadable: list[Rejection], target: str | None,
+    def submit(path: Path, result: Validated, unreadable: list[Rejection], rows: np.ndarray, target: str | None,
                prepare: Callable[[], WritePlan]) -> None:
+        for r in result.rejected:
+            if r.row >= 0:  # the part's row → the file's row (unreadable lines are numbered by line already)
+                r.row = int(rows[r.row])
         if target is not None and any(p[3] == target for p in pending):
             settle(keep=0)  # the plan compares with what is stored: earlier writes to the target first
         future = writer.submit(store.write, prepare()) if target is not None else None
@@ -174,17 +236,19 @@ def load_folder(store: GraphStore, root: str | Path, *, quarantine_root: str | P
         for i, path in enumerate(node_files):
             if progress:
                 progress(str(path.relative_to(root)), i, total)
-            frame, unreadable = read_records(path)
-            result = validate_nodes(onto, target_of(path), frame)
-            table = onto.classes[result.target].table if len(result.accepted) else None
-            if table is not None:
-                accepted = result.accepted
-                batch_classes.setdefault(table, []).append(
-                    pd.Series(accepted["class"].array, index=pd.Index(accepted["key"].array)))
-            submit(path, result, unreadable, table,
-                   lambda t=table, r=result: store.prepare_nodes(t, r.accepted, provenance))
-            if table == "Resident":  # after submitting: the writer stores the batch meanwhile
-                quality.setdefault("resident_ids", []).append(resident_id_quality(result.accepted, path.name))
+            for frame, unreadable, rows in read_parts(path, key_columns(onto, target_of(path), edge=False)):
+                result = validate_nodes(onto, target_of(path), frame)
+                del frame
+                table = onto.classes[result.target].table if len(result.accepted) else None
+                if table is not None:
+                    accepted = result.accepted
+                    batch_classes.setdefault(table, []).append(
+                        pd.Series(accepted["class"].array, index=pd.Index(accepted["key"].array)))
+                submit(path, result, unreadable, rows, table,
+                       lambda t=table, r=result: store.prepare_nodes(t, r.accepted, provenance))
+                if table == "Resident":  # after submitting: the writer stores the batch meanwhile
+                    _add_quality(quality.setdefault("resident_ids", []),
+                                 resident_id_quality(result.accepted, path.name))
         if not empty_before >= set(onto.tables):
             settle(keep=0)  # endpoint classes are read from the graph: every node write must be in
         # Edge writes queue behind the node writes (one FIFO writer), so endpoints exist when written.
@@ -192,18 +256,20 @@ def load_folder(store: GraphStore, root: str | Path, *, quarantine_root: str | P
         for j, path in enumerate(edge_files, start=len(node_files)):
             if progress:
                 progress(str(path.relative_to(root)), j, total)
-            frame, unreadable = read_records(path)
             edge = target_of(path)
-            result = validate_edges(onto, edge, frame, lookup)
-            if edge in onto.edges and onto.edges[edge].functional and len(result.accepted):
-                if any(p[3] == edge for p in pending):
-                    settle(keep=0)  # earlier files of this edge type must be in the graph before the check
-                _functional_against_graph(store, edge, result)
-            submit(path, result, unreadable, edge if len(result.accepted) else None,
-                   lambda e=edge, r=result: store.prepare_edges(e, r.accepted, provenance, unique=True))
+            for frame, unreadable, rows in read_parts(path, key_columns(onto, edge, edge=True)):
+                result = validate_edges(onto, edge, frame, lookup)
+                del frame
+                if edge in onto.edges and onto.edges[edge].functional and len(result.accepted):
+                    if any(p[3] == edge for p in pending):
+                        settle(keep=0)  # earlier writes of this edge type must be in the graph before the check
+                    _functional_against_graph(store, edge, result)
+                submit(path, result, unreadable, rows, edge if len(result.accepted) else None,
+                       lambda e=edge, r=result: store.prepare_edges(e, r.accepted, provenance, unique=True))
         settle(keep=0)
     if progress:
         progress("done", total, total)
+    reports = [_report(root, path, parts[path], qdir) for path in node_files + edge_files]
 
     report = LoadReport(batch, source, reports, time.perf_counter() - started, str(qdir), quality)
     t = report.totals()
@@ -240,9 +306,35 @@ def _functional_against_graph(store: GraphStore, edge: str, result: Validated) -
         result.accepted = acc[~conflict.to_numpy()].reset_index(drop=True)
 
 
-def _report(root: Path, path: Path, result: Validated, unreadable: list[Rejection], written: WriteResult,
-            qdir: Path) -> FileReport:
-    rejected = unreadable + result.rejected
+@dataclass
+class _Part:
+    """What one part of a file came to, kept (without its rows) until the file's report is written."""
+
+    target: str
+    received: int
+    accepted: int
+    collapsed: int
+    rejected: list[Rejection]
+    written: WriteResult
+
+
+def _add_quality(entries: list[dict[str, Any]], entry: dict[str, Any]) -> None:
+    """Another part of the same file adds its counts to the file's entry."""
+    if entries and entries[-1]["file"] == entry["file"]:
+        last = entries[-1]
+        for k, v in entry.items():
+            if isinstance(v, int) and not isinstance(v, bool):
+                last[k] += v
+    else:
+        entries.append(entry)
+
+
+def _report(root: Path, path: Path, parts: list[_Part], qdir: Path) -> FileReport:
+    # Rows in file order; rejections found against the graph (row -1) after them, as found.
+    rejected = sorted((r for p in parts for r in p.rejected), key=lambda r: (r.row < 0, r.row if r.row >= 0 else 0))
+    written = WriteResult()
+    for p in parts:
+        written += p.written
     reasons: dict[str, int] = {}
     for r in rejected:
         reasons[r.code] = reasons.get(r.code, 0) + 1
@@ -256,8 +348,8 @@ def _report(root: Path, path: Path, result: Validated, unreadable: list[Rejectio
                                      "messages": r.messages, "record": r.record}, ensure_ascii=False, default=str) + "\n")
     elif qfile.exists():
         qfile.unlink()
-    return FileReport(str(rel), result.target, result.received + len(unreadable), len(result.accepted),
-                      result.collapsed_duplicates, len(rejected), written.inserted, written.updated,
+    return FileReport(str(rel), parts[0].target, sum(p.received for p in parts), sum(p.accepted for p in parts),
+                      sum(p.collapsed for p in parts), len(rejected), written.inserted, written.updated,
                       written.unchanged, dict(sorted(reasons.items())))
 
 

@@ -11,19 +11,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ingest.synthetic import province as pv
 from ingest.synthetic import scenarios, supply
 from ingest.writer import ProvinceWriter
 
-__all__ = ["generate", "GenerationResult"]
+__all__ = ["generate", "GenerationResult", "BATCH_RESIDENTS"]
 
 GenerationResult = pv.GenerationResult
 Progress = Callable[[str], None]
+BATCH_RESIDENTS = 200_000
+"""Residents whose care is generated together (about 4 GB at 5.6 visits a resident; see docs/data.md)."""
 
 
 def generate(out: str | Path, *, residents: int = 10_000, seed: int = 7, province_code: str = "330000",
-             anomalies: bool = True, encounter_rate: float = 1.0, progress: Progress | None = None) -> GenerationResult:
+             anomalies: bool = True, encounter_rate: float = 1.0, batch_residents: int = BATCH_RESIDENTS,
+             progress: Progress | None = None) -> GenerationResult:
     """Generate a province of ``residents`` people into ``out`` (replaced if it exists).
 
     ``anomalies=False`` leaves out the planted supervision anomalies (the cases the rule packs must
@@ -33,30 +37,39 @@ def generate(out: str | Path, *, residents: int = 10_000, seed: int = 7, provinc
 
     ``encounter_rate`` scales each resident's yearly visits (≈ 1.8 encounters a resident at 1.0; 5.6 gives
     the ≈ 10 per resident of a province whose residents see a doctor 6–7 times a year); the prescriptions,
-    results, documents and bookings of those visits scale with them."""
+    results, documents and bookings of those visits scale with them.
+
+    Care (visits and everything made at them) is generated for ``batch_residents`` residents at a time, so
+    memory follows the batch rather than the province; a province no larger than one batch is the same as
+    before batching existed. The batch size is part of what makes a province: keep it to reproduce one."""
+    if batch_residents < 1:
+        raise ValueError(f"batch_residents must be at least 1, not {batch_residents}")
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
     say = progress or (lambda _msg: None)
     p = pv.Province(rng=np.random.default_rng(seed), writer=ProvinceWriter(spill=out / ".parts"))
-    steps: list[tuple[str, Callable[[], object]]] = []
     counties = pv.divisions(p, province_code, residents)
     planted = [
         ("异常: 执业 practice anomalies", lambda: scenarios.practice_anomalies(p)),
         ("异常: 处方 prescription anomalies", lambda: scenarios.prescription_anomalies(p)),
         ("异常: 诊疗 care anomalies", lambda: scenarios.care_anomalies(p)),
     ] if anomalies else []
-    steps = [
+    setup: list[tuple[str, Callable[[], object]]] = [
         ("机构 institutions", lambda: pv.institutions(p, counties, residents)),
         ("科室与人员 departments, practitioners, licences", lambda: pv.departments_and_staff(p)),
         ("居民 residents", lambda: pv.population(p, counties, residents)),
         ("参考数据 reference data", lambda: pv.reference_data(p)),
-        ("就诊 encounters", lambda: pv.encounters(p, rate=encounter_rate)),
-        ("诊断 diagnoses", lambda: pv.diagnoses(p)),
-        ("处方 prescriptions", lambda: pv.prescriptions(p)),
-        ("检验检查 lab results", lambda: pv.lab_results(p)),
-        ("预约 appointments", lambda: pv.appointments(p)),
-        ("文档 documents", lambda: pv.documents(p)),
+    ]
+    care: list[tuple[str, Callable[[pd.DataFrame], object]]] = [
+        ("就诊 encounters", lambda persons: pv.encounters(p, persons, rate=encounter_rate)),
+        ("诊断 diagnoses", lambda _: pv.diagnoses(p)),
+        ("处方 prescriptions", lambda _: pv.prescriptions(p)),
+        ("检验检查 lab results", lambda _: pv.lab_results(p)),
+        ("预约 appointments", lambda _: pv.appointments(p)),
+        ("文档 documents", lambda _: pv.documents(p)),
+    ]
+    steps: list[tuple[str, Callable[[], object]]] = [
         ("献血 blood donations", lambda: supply.blood(p)),
         ("输血 transfusions", lambda: supply.transfusions(p)),
         ("食品链 food chain", lambda: p.truth.__setitem__("_deliveries", supply.food_chain(p))),
@@ -71,6 +84,20 @@ def generate(out: str | Path, *, residents: int = 10_000, seed: int = 7, provinc
         ("药品追溯 resold drug pack", lambda: scenarios.resold_drug_pack(p)),
     ]
     p.truth.setdefault("anomalies", [])
+    for label, step in setup:
+        say(label)
+        step()
+    batches = range(0, len(p.persons), batch_residents)
+    stays = []
+    for i, start in enumerate(batches, start=1):
+        persons = p.persons.iloc[start:start + batch_residents]
+        for label, visit_step in care:
+            say(label if len(batches) == 1 else f"{label} {i}/{len(batches)}")
+            visit_step(persons)
+        # Later steps (transfusions, blood scenarios) draw only on inpatient stays: keep those, drop the rest.
+        stays.append(p.encounters[p.encounters["class"] == "InpatientEncounter"])
+        p.encounters = pd.DataFrame()
+    p.encounters = pd.concat(stays, ignore_index=True)
     for label, step in steps:
         say(label)
         step()
@@ -84,7 +111,7 @@ def generate(out: str | Path, *, residents: int = 10_000, seed: int = 7, provinc
              "records": int(len(p.records)),
              "records_with_errors": int((p.records.get("errors", "").fillna("") != "").sum())}
     manifest = {"generator": f"healthgraph.synthetic/{pv.GENERATOR_VERSION}", "seed": seed, "residents": residents,
-                "encounter_rate": encounter_rate,
+                "encounter_rate": encounter_rate, "batch_residents": batch_residents,
                 "province_code": province_code, "anomalies": anomalies, "window": [str(pv.WINDOW_START.date()), "2025-12-31"],
                 "as_of": str(pv.AS_OF.date())}
     counts = p.writer.write(out, manifest, truth)

@@ -28,7 +28,7 @@ from ontology.knowledge import load_knowledge
 from ontology.identifiers import province_divisions, uscc_check_char
 from ontology.vocab import numeric, vocab
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 WINDOW_START = pd.Timestamp("2025-01-01")
 WINDOW_DAYS = 365
 AS_OF = pd.Timestamp("2026-01-01")
@@ -425,9 +425,10 @@ def _sample_icd(p: Province, ages: np.ndarray, sex: np.ndarray) -> np.ndarray:
     return choice
 
 
-def encounters(p: Province, rate: float = 1.0) -> None:
+def encounters(p: Province, persons: pd.DataFrame, rate: float = 1.0) -> None:
+    """The year's visits of ``persons`` (a slice of ``p.persons``): ``p.encounters`` holds them until the next slice."""
     rng = p.rng
-    persons = p.persons
+    persons = persons.reset_index(drop=True)
     age = persons["age"].to_numpy()
     lam = np.select([age < 5, age < 50, age < 65], [2.5, 1.2, 2.0], 3.5) * rate
     counts = rng.poisson(lam)

@@ -106,3 +106,27 @@ def test_a_busy_province_keeps_its_clean_bulk_clean(tmp_path: Path) -> None:
     appointments = person_of("Appointment")
     no_shows = appointments[appointments["attendance"] == "no_show"].groupby("person").size()
     assert set(no_shows[no_shows >= 3].index) == {planted["appointment_abuse"]["person"]}
+
+
+def test_care_generated_in_batches_covers_everyone_once(tmp_path: Path) -> None:
+    """Batches of residents bound the generator's memory: the people are the same as in one batch, every
+    key stays unique across batches, and each resident's visits come from one batch (their records too)."""
+    whole = generate(tmp_path / "whole", residents=900, seed=3)
+    parts = generate(tmp_path / "parts", residents=900, seed=3, batch_residents=250)
+
+    def registry(out: Path) -> pd.DataFrame:
+        res = pd.read_parquet(out / "nodes" / "Resident.parquet")
+        return res[res["source_system"] == "PHIS"].reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(registry(tmp_path / "whole"), registry(tmp_path / "parts"))
+    for table in ("Encounter", "Diagnosis", "Prescription", "PrescriptionItem", "LabResult", "Appointment", "Document"):
+        nodes = pd.read_parquet(tmp_path / "parts" / "nodes" / f"{table}.parquet")
+        assert not nodes.duplicated(["source_system", "source_id"]).any(), table
+        assert 0.7 < len(nodes) / whole.counts[table] < 1.3, table
+    records = pd.read_parquet(tmp_path / "parts" / parts.ground_truth["person_records"])
+    assert records["key"].is_unique
+    assert not records.dropna(subset=["institution"]).duplicated(["person", "institution"]).any()
+    seen = pd.read_parquet(tmp_path / "parts" / "edges" / "of_patient.parquet", columns=["src", "dst"])
+    encounter_patients = seen[seen["dst"].isin(records["key"])]["dst"].map(records.set_index("key")["person"])
+    assert encounter_patients.nunique() > 0.6 * 900  # visits reach residents of every batch, not only the first
+    assert {a["kind"] for a in parts.ground_truth["anomalies"]} == {a["kind"] for a in whole.ground_truth["anomalies"]}

@@ -134,3 +134,53 @@ def test_the_report_is_written_beside_the_quarantine(loaded: tuple[GraphStore, L
     for k in ("received", "accepted", "collapsed", "quarantined"):  # a re-run of the batch rewrites the report
         assert saved["totals"][k] == report.totals()[k]
     assert saved["quality"]["resident_ids"]
+
+
+def _load_divisions(folder: Path, graph: Path, onto) -> tuple[LoadReport, dict[str, int], set[tuple[str, str]]]:
+    store = open_graph(graph, onto=onto)
+    try:
+        report = load_folder(store, folder, quarantine_root=graph.parent / f"q-{graph.stem}")
+        pairs = store.edge_pairs("within", "Division", "Division")
+        return report, store.counts(), set(zip(pairs["src"], pairs["dst"], strict=True))
+    finally:
+        store.close()
+
+
+def test_a_file_read_in_parts_loads_as_if_read_whole(tmp_path: Path, onto, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Duplicates that fall in different parts still collapse or are quarantined as one batch's would, and
+    rows are reported by their place in the file, as when the file is read at once."""
+    from ingest import load
+    from ontology.errors import ConflictingDuplicate, MissingKey
+    from ontology.identifiers import province_divisions
+
+    divisions = [d for d in province_divisions("330000")][:10]
+    nodes = pd.DataFrame({"code": [d.code for d in divisions], "name": [d.name for d in divisions],
+                          "level": [d.level for d in divisions]})
+    nodes = pd.concat([nodes, nodes.iloc[[1]],                                   # row 10: exact repeat of row 1
+                       nodes.iloc[[2]].assign(name="另一个名字"),                 # row 11: conflicts with row 2
+                       pd.DataFrame({"code": [None], "name": ["无码"], "level": ["county"]})],  # row 12: no key
+                      ignore_index=True)
+    within = pd.DataFrame({"src": [d.code for d in divisions[1:]], "dst": ["330000"] + ["330100"] * 8})
+    within = pd.concat([within, pd.DataFrame({"src": ["330102"], "dst": ["330000"]})],  # row 9: a second parent
+                       ignore_index=True)
+    folder = tmp_path / "in"
+    (folder / "nodes").mkdir(parents=True)
+    (folder / "edges").mkdir()
+    nodes.to_parquet(folder / "nodes" / "Division.parquet", index=False)
+    within.to_parquet(folder / "edges" / "within.parquet", index=False)
+
+    whole = _load_divisions(folder, tmp_path / "whole.lbdb", onto)
+    monkeypatch.setattr(load, "PART_ROWS", 4)
+    assert len(list(load.read_parts(folder / "nodes" / "Division.parquet", ("code",)))) == 5  # 13 rows: 4 + repeats
+    parted = _load_divisions(folder, tmp_path / "parted.lbdb", onto)
+
+    assert [f.__dict__ for f in parted[0].files] == [f.__dict__ for f in whole[0].files]
+    assert parted[1:] == whole[1:]
+    division = parted[0].files[0]
+    assert (division.received, division.accepted, division.collapsed, division.quarantined) == (13, 10, 1, 2)
+    assert division.reasons == {ConflictingDuplicate.code: 1, MissingKey.code: 1}
+    quarantined = {(q["file"], q["row"], q["code"]) for q in iter_quarantine(parted[0].quarantine_dir)}
+    assert ("nodes/Division.parquet", 11, ConflictingDuplicate.code) in quarantined
+    assert ("nodes/Division.parquet", 12, MissingKey.code) in quarantined
+    assert {(f, r) for f, r, c in quarantined if c == CardinalityViolation.code} == {
+        ("edges/within.parquet", 1), ("edges/within.parquet", 9)}

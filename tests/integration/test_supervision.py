@@ -444,15 +444,16 @@ def test_sse_stream_delivers_an_alert_event(sup_store: GraphStore, first_run, tm
 # ---------------------------------------------------------------- a busier province (more visits a resident)
 def test_planted_anomalies_alone_are_found_at_five_times_the_visits(tmp_path: Path, onto: Ontology) -> None:
     """The benchmark's 10M-encounter province has ≈ 10 visits a resident: more visits must not make the
-    clean bulk look anomalous (repeat tests, overlapping stays, booking counts all grow with them)."""
+    clean bulk look anomalous (repeat tests, overlapping stays, booking counts all grow with them).
+    Its care is generated in batches of residents, as the benchmark's is: here four."""
     from ingest.synthetic import generate
 
     base = generate(tmp_path / "base", residents=1500, seed=11)
-    busy = generate(tmp_path / "busy", residents=1500, seed=11, encounter_rate=5.6)
+    busy = generate(tmp_path / "busy", residents=1500, seed=11, encounter_rate=5.6, batch_residents=400)
 
     assert 4.5 < busy.counts["Encounter"] / base.counts["Encounter"] < 6.5
     manifest = json.loads((tmp_path / "busy" / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["encounter_rate"] == 5.6
+    assert (manifest["encounter_rate"], manifest["batch_residents"]) == (5.6, 400)
     store = open_graph(tmp_path / "g.lbdb", onto=onto)
     try:
         load_folder(store, tmp_path / "busy", quarantine_root=tmp_path / "quarantine")
