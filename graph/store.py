@@ -221,11 +221,14 @@ class GraphStore(ABC):
         with self._write_lock:
             return self.write(self.prepare_edges(edge, frame, provenance))
 
-    def prepare_nodes(self, table: str, frame: pd.DataFrame, provenance: Provenance) -> WritePlan:
+    def prepare_nodes(self, table: str, frame: pd.DataFrame, provenance: Provenance, *,
+                      absent: bool = False) -> WritePlan:
         """Everything but the write itself: conform, hash, compare with what is stored, encode.
 
         A bulk loader prepares the next batch while the engine writes the previous one; plans for
-        one table must be written in the order they were prepared.
+        one table must be written in the order they were prepared. ``absent=True`` says the caller
+        knows no key of ``frame`` is stored (the parts of one file, into a table empty before the
+        first): nothing stored is read.
         """
         self.onto.cls(table)
         if table != self.onto.classes[table].table:
@@ -237,7 +240,7 @@ class GraphStore(ABC):
         # Of the plaintext, without the keyed digests: the hash says whether the facts changed, whatever the keys.
         derived = ["content_hash", *(n for n, p in self.onto.table_properties(table).items() if p.digest_of)]
         rows["content_hash"] = content_hash(rows.drop(columns=derived))
-        if self._known_empty(table):
+        if absent or self._known_empty(table):
             existing = pd.Series(dtype="Int64")
         elif len(rows) > SMALL_WRITE:
             existing = self.node_hashes(table)
@@ -264,16 +267,17 @@ class GraphStore(ABC):
         return plan
 
     def prepare_edges(self, edge: str, frame: pd.DataFrame, provenance: Provenance, *,
-                      unique: bool = False) -> WritePlan:
+                      unique: bool = False, absent: bool = False) -> WritePlan:
         """Drop edges already stored and encode the rest, per (source table, target table).
 
         ``unique=True`` says the caller guarantees no (src, dst) pair repeats in ``frame`` (a
-        validated batch does), which saves a pass over it.
+        validated batch does), which saves a pass over it; ``absent=True`` that no pair of it is
+        stored, which saves reading what is.
         """
         self.onto.edge(edge)
         plan = WritePlan(edge, is_edge=True)
         for (st, dt_), group in by_table_pair(frame, ["src", "dst"]):
-            if self._known_empty(edge):
+            if absent or self._known_empty(edge):
                 existing = pd.DataFrame()
             elif len(group) > SMALL_EDGE_WRITE:
                 existing = self.edge_pairs(edge, str(st), str(dt_))

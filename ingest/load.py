@@ -223,6 +223,12 @@ def load_folder(store: GraphStore, root: str | Path, *, quarantine_root: str | P
         pending.append((path, result, unreadable, target, future))
 
     empty_before = store.empty_tables()
+    writers: dict[str, Path] = {}  # target → the first file of this batch that wrote to it
+
+    def absent(target: str, path: Path) -> bool:
+        """No key of this part is stored: the target held nothing before the batch, and everything written
+        to it since came from other parts of this file, whose keys are not this part's (read_parts)."""
+        return target in empty_before and writers.setdefault(target, path) == path
     batch_classes: dict[str, list[pd.Series]] = {}
 
     def classes_of(table: str) -> pd.Series:
@@ -245,7 +251,8 @@ def load_folder(store: GraphStore, root: str | Path, *, quarantine_root: str | P
                     batch_classes.setdefault(table, []).append(
                         pd.Series(accepted["class"].array, index=pd.Index(accepted["key"].array)))
                 submit(path, result, unreadable, rows, table,
-                       lambda t=table, r=result: store.prepare_nodes(t, r.accepted, provenance))
+                       lambda t=table, r=result, p=path: store.prepare_nodes(t, r.accepted, provenance,
+                                                                              absent=absent(t, p)))
                 if table == "Resident":  # after submitting: the writer stores the batch meanwhile
                     _add_quality(quality.setdefault("resident_ids", []),
                                  resident_id_quality(result.accepted, path.name))
@@ -260,12 +267,14 @@ def load_folder(store: GraphStore, root: str | Path, *, quarantine_root: str | P
             for frame, unreadable, rows in read_parts(path, key_columns(onto, edge, edge=True)):
                 result = validate_edges(onto, edge, frame, lookup)
                 del frame
-                if edge in onto.edges and onto.edges[edge].functional and len(result.accepted):
+                fresh = absent(edge, path)
+                if edge in onto.edges and onto.edges[edge].functional and len(result.accepted) and not fresh:
                     if any(p[3] == edge for p in pending):
                         settle(keep=0)  # earlier writes of this edge type must be in the graph before the check
                     _functional_against_graph(store, edge, result)
                 submit(path, result, unreadable, rows, edge if len(result.accepted) else None,
-                       lambda e=edge, r=result: store.prepare_edges(e, r.accepted, provenance, unique=True))
+                       lambda e=edge, r=result, f=fresh: store.prepare_edges(e, r.accepted, provenance, unique=True,
+                                                                            absent=f))
         settle(keep=0)
     if progress:
         progress("done", total, total)

@@ -392,7 +392,9 @@ def institution_records(p: Province, pairs: pd.DataFrame) -> pd.Series:
 def record_of(p: Province, person: pd.Series, institution: pd.Series) -> pd.Series:
     """The record key of each person at each institution (records are created once, on first use)."""
     pairs = pd.DataFrame({"person": person.to_numpy(), "institution": institution.to_numpy()})
-    known = p.records.dropna(subset=["institution"]).set_index(["person", "institution"])["key"]
+    # Only these persons' records: indexing every record per call made each planted encounter take seconds at 1M.
+    mine = p.records[p.records["person"].isin(pairs["person"]).to_numpy()]
+    known = mine.dropna(subset=["institution"]).set_index(["person", "institution"])["key"]
     idx = pd.MultiIndex.from_frame(pairs)
     found = pd.Series(known.reindex(idx).to_numpy(), index=pairs.index)
     todo = found.isna().to_numpy()
