@@ -234,7 +234,7 @@ def load_folder(store: GraphStore, root: str | Path, *, quarantine_root: str | P
     def classes_of(table: str) -> pd.Series:
         """key → class of a table: from this batch alone when the table was empty before it."""
         if table in empty_before:
-            parts = batch_classes.get(table, [])
+            parts = batch_classes.pop(table, [])  # asked once per table (the lookup keeps it): free the parts
             return pd.concat(parts) if parts else pd.Series(dtype="string")
         return store.node_classes(table)
 
