@@ -22,7 +22,7 @@ __all__ = ["generate", "GenerationResult", "BATCH_RESIDENTS"]
 GenerationResult = pv.GenerationResult
 Progress = Callable[[str], None]
 BATCH_RESIDENTS = 200_000
-"""Residents whose care is generated together (about 4 GB at 5.6 visits a resident; see docs/data.md)."""
+"""Residents whose care is generated together (1M residents at 5.6 × the visits peaked at 6.2 GB; docs/data.md)."""
 
 
 def generate(out: str | Path, *, residents: int = 10_000, seed: int = 7, province_code: str = "330000",
