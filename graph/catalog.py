@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from graph.narrowing import NARROW, Predicate, render
 from ontology.errors import QueryParameterError, UnknownQuery, did_you_mean
 from ontology.model import Ontology
 
@@ -20,6 +21,32 @@ _PARAM_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,), "integer": (int,), "date": (dt.date,), "dateTime": (dt.datetime,),
     "strings": (list, tuple),
 }
+
+
+_RETURN = re.compile(r"\bRETURN\b(?:\s+DISTINCT\b)?(.*?)(?:\bORDER\s+BY\b|\bLIMIT\b|$)", re.S | re.I)
+
+
+def return_items(cypher: str) -> dict[str, str]:
+    """The columns of a statement's last RETURN clause, in order: column name → expression."""
+    clause = _RETURN.findall(cypher)
+    if not clause:
+        return {}
+    items, depth, current = [], 0, ""
+    for ch in clause[-1]:
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += ch
+    items.append(current)
+    out: dict[str, str] = {}
+    for item in (i.strip() for i in items if i.strip()):
+        expr, _, name = item.rpartition(" AS ")
+        expr, name = (expr.strip(), name.strip()) if expr else (item, item)
+        out[name] = expr
+    return out
 
 
 @dataclass(frozen=True)
@@ -69,6 +96,25 @@ class NamedQuery:
     statement's, then each lookup's other columns."""
     slice_by: Slice | None = None
     """The statement filters its anchor on ``$slice_from <= property < $slice_to`` (see :class:`Slice`)."""
+    narrowable: tuple[str, ...] = ()
+    """Returned columns a condition may narrow the rows on, inside the engine (see ``graph/narrowing.py``):
+    their expressions are bound where the statement marks ``/*narrow*/``, and filtering there keeps the
+    other rows' values as they are (before an aggregate, only columns of the group's key)."""
+
+    def __post_init__(self) -> None:
+        if bool(self.narrowable) != (NARROW in self.cypher):
+            raise ValueError(f"query '{self.name}': narrowable columns and the {NARROW} mark go together")
+        missing = set(self.narrowable) - set(return_items(self.cypher))
+        if missing:
+            raise ValueError(f"query '{self.name}' does not return narrowable columns {sorted(missing)}")
+
+    def statement(self, narrowing: Predicate | None = None) -> tuple[str, dict[str, Any]]:
+        """The Cypher text and extra parameters, narrowed to rows where ``narrowing`` may hold."""
+        if narrowing is None or narrowing is True or not self.narrowable:
+            return self.cypher, {}
+        expressions = {name: expr for name, expr in return_items(self.cypher).items() if name in self.narrowable}
+        text, params = render(narrowing, expressions)
+        return self.cypher.replace(NARROW, text), params
 
     def bind(self, onto: Ontology, values: dict[str, Any]) -> dict[str, Any]:
         """Check and convert the caller's values; expand ``class:`` parameters."""
@@ -498,7 +544,7 @@ QUERIES: dict[str, NamedQuery] = {
             "index when built (any linked record), else from the prescribing record",
             """MATCH (it:PrescriptionItem)-[:item_of]->(rx:Prescription)-[:in_encounter]->(e:Encounter)
                      -[:of_patient]->(r:Resident), (it)-[:of_drug]->(g:Drug)
-               WHERE rx.occurred_at >= $slice_from AND rx.occurred_at < $slice_to
+               WHERE rx.occurred_at >= $slice_from AND rx.occurred_at < $slice_to /*narrow*/
                OPTIONAL MATCH (r)<-[:link_record]-(l:PersonLink)-[:link_master]->(m:MasterPerson)
                WHERE l.state = 'MATCH'
                OPTIONAL MATCH (m)<-[:link_master]-(o:PersonLink)-[:link_record]->(x:Resident)
@@ -512,6 +558,9 @@ QUERIES: dict[str, NamedQuery] = {
                       r.pregnant AS record_pregnant, count(x.key) AS pregnant_records""",
             columns={"birth_date": "date", "pregnant_records": "integer"},
             slice_by=Slice("Prescription", "occurred_at", column="occurred_at"),
+            narrowable=("prescription", "encounter", "item", "drug", "drug_name", "drug_class", "daily_dose", "unit",
+                        "drug_unit", "max_daily_dose", "days_supply", "exception_reason", "pregnancy_contraindicated",
+                        "min_age", "resident", "record_pregnant"),
         ),
         NamedQuery(
             "prescription_sizes",
@@ -519,19 +568,22 @@ QUERIES: dict[str, NamedQuery] = {
             """MATCH (it:PrescriptionItem)-[:item_of]->(rx:Prescription)-[:in_encounter]->(e:Encounter),
                      (it)-[:of_drug]->(g:Drug)
                WHERE rx.occurred_at >= $slice_from AND rx.occurred_at < $slice_to
-               RETURN rx.key AS prescription, e.key AS encounter, rx.occurred_at AS occurred_at,
-                      count(DISTINCT g.key) AS drugs""",
+               WITH rx, e, count(DISTINCT g.key) AS drugs
+               WHERE true /*narrow*/
+               RETURN rx.key AS prescription, e.key AS encounter, rx.occurred_at AS occurred_at, drugs""",
             columns={"drugs": "integer"},
             slice_by=Slice("Prescription", "occurred_at", column="occurred_at"),
+            narrowable=("drugs",),
         ),
         NamedQuery(
             "prescription_drug_pairs",
             "处方药品对 Pairs of different drugs on one prescription, with their pharmacological classes",
             """MATCH (a:PrescriptionItem)-[:item_of]->(rx:Prescription)<-[:item_of]-(b:PrescriptionItem),
                      (a)-[:of_drug]->(ga:Drug), (b)-[:of_drug]->(gb:Drug), (rx)-[:in_encounter]->(e:Encounter)
-               WHERE ga.key < gb.key
+               WHERE ga.key < gb.key /*narrow*/
                RETURN rx.key AS prescription, e.key AS encounter, rx.occurred_at AS occurred_at,
                       ga.key AS drug_a, gb.key AS drug_b, ga.drug_class AS class_a, gb.drug_class AS class_b""",
+            narrowable=("prescription", "encounter", "drug_a", "drug_b", "class_a", "class_b"),
             # Not sliced. With a filter on rx LadybugDB returned fewer pairs than without it (350 808 of 739 864
             # at 1M encounters) and than Neo4j; on e the pairs were right, but 3 slices took 19.2 s at 1.8M
             # encounters against 8.5 s whole (the filter applies late in the chain).
@@ -592,12 +644,13 @@ QUERIES: dict[str, NamedQuery] = {
             "appointment_behaviour",
             "预约履约 Appointments per resident record: bookings, no-shows and the span of their slots",
             """MATCH (a:Appointment)-[:of_patient]->(r:Resident)
-               RETURN r.key AS resident, count(a) AS appointments,
-                      count(CASE WHEN a.attendance = 'no_show' THEN 1 END) AS no_shows,
-                      min(a.slot_at) AS first_slot, max(a.slot_at) AS last_slot,
-                      max(a.occurred_at) AS occurred_at""",
+               WITH r, count(a) AS appointments, count(CASE WHEN a.attendance = 'no_show' THEN 1 END) AS no_shows,
+                    min(a.slot_at) AS first_slot, max(a.slot_at) AS last_slot, max(a.occurred_at) AS occurred_at
+               WHERE true /*narrow*/
+               RETURN r.key AS resident, appointments, no_shows, first_slot, last_slot, occurred_at""",
             columns={"appointments": "integer", "no_shows": "integer", "first_slot": "dateTime", "last_slot": "dateTime",
                      "occurred_at": "dateTime"},
+            narrowable=("resident", "appointments", "no_shows"),
         ),
         NamedQuery(
             "reactions_by_donor",
@@ -851,7 +904,6 @@ def named_query(name: str) -> NamedQuery:
         raise UnknownQuery(f"unknown named query '{name}' {did_you_mean(name, QUERIES)}", query=name) from None
 
 
-_RETURN = re.compile(r"\bRETURN\b(?:\s+DISTINCT\b)?(.*?)(?:\bORDER\s+BY\b|\bLIMIT\b|$)", re.S | re.I)
 _NODE = re.compile(r"\((\w+):(\w+)")
 _PROPERTY = re.compile(r"(\w+)\.(\w+)")
 _XSD_TYPES = {"string": "string", "integer": "integer", "double": "double", "decimal": "double", "float": "double",
@@ -874,24 +926,9 @@ def result_columns(query: NamedQuery, onto: Ontology) -> dict[str, str]:
 
 def returned_columns(cypher: str, query: NamedQuery, onto: Ontology) -> dict[str, str]:
     """The columns one statement of a named query (its own, or a lookup's) returns, in order, with types."""
-    clause = _RETURN.findall(cypher)
-    if not clause:
-        return {}
     labels = dict(_NODE.findall(cypher))
-    items, depth, current = [], 0, ""
-    for ch in clause[-1]:
-        depth += ch in "([{"
-        depth -= ch in ")]}"
-        if ch == "," and depth == 0:
-            items.append(current)
-            current = ""
-        else:
-            current += ch
-    items.append(current)
     out: dict[str, str] = {}
-    for item in (i.strip() for i in items if i.strip()):
-        expr, _, name = item.rpartition(" AS ")
-        expr, name = (expr.strip(), name.strip()) if expr else (item, item)
+    for name, expr in return_items(cypher).items():
         if name in query.columns:
             out[name] = query.columns[name]
             continue

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from graph.catalog import NamedQuery, named_query, returned_columns
 from graph.dialect import Dialect
 from graph.columnar import join_lookups, row_hashes
+from graph.narrowing import Predicate
 from graph.protect import FieldProtector, PlainFields
 from ontology.errors import NodeNotFound, QueryParameterError, did_you_mean
 from ontology.model import Ontology
@@ -560,17 +561,21 @@ class GraphStore(ABC):
         return self._opened(q, [{k: plain(v) for k, v in r.items()} for r in rows])
 
     def query_table(self, name: str, *, period: tuple[dt.datetime | None, dt.datetime | None] | None = None,
-                    **params: Any) -> pa.Table:
+                    narrowing: Predicate | None = None, **params: Any) -> pa.Table:
         """Run a named query and return its rows as an Arrow table: for scans of many rows (a supervision
         rule's candidates), where a dict per row would cost more than the query.
 
         ``period`` = ``(since, until)`` (naive local times, either may be None) keeps a sliced query
         (``NamedQuery.slice_by``) to anchors whose property falls in [since, until): a backtest over one
-        month reads that month's rows, not the whole graph's."""
+        month reads that month's rows, not the whole graph's.
+
+        ``narrowing`` (a necessary condition over the query's ``narrowable`` columns, ``graph/narrowing.py``)
+        keeps, inside the engine, only rows for which it may hold."""
         q = named_query(name)
         bound = self._bind(q, params)
         types = returned_columns(q.cypher, q, self.onto)
-        pieces = [self._run_arrow(q.cypher, {**bound, **piece}, types) for piece in self._slices(q, period)]
+        cypher, narrowed = q.statement(narrowing)
+        pieces = [self._run_arrow(cypher, {**bound, **narrowed, **piece}, types) for piece in self._slices(q, period)]
         table = pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces, promote_options="permissive")
         if q.lookups:
             table = join_lookups(table, [(lookup.on, self._run_arrow(lookup.cypher, {}, returned_columns(

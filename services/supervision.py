@@ -36,10 +36,12 @@ import pyarrow as pa
 
 from graph import GraphStore, Provenance
 from graph.catalog import named_query
+from graph.narrowing import Predicate, any_of
 from ontology import errors
 from ontology.validate import validate_nodes
 from rules import PACKS_DIR, Evaluation, Finding, Pack, Rule, evaluate, load_packs
 from rules.columnar import naive_local
+from rules.narrowing import narrowing
 from services.security.gm import SM2KeyPair
 from services.security.signing import SIGNATURE_FIELDS, check_node, sign_node
 
@@ -75,7 +77,8 @@ class RuleRun:
     """Candidate rows in scope: event time inside the rule's effective dates and the run's period."""
     fetched: int = 0
     """Candidate rows read from the graph: ``rows`` and any outside the period that the engine could not
-    leave out (see ``GraphStore.query_table(period=...)``)."""
+    leave out (see ``GraphStore.query_table(period=...)``). When the run narrows its queries (the default),
+    rows on which no rule reading the query can hold stay in the engine and are in neither count."""
     matched: int = 0
     findings: int = 0
     raised: int = 0
@@ -131,14 +134,25 @@ def _source(rule: Rule, since: dt.datetime | None = None, until: dt.datetime | N
     return rule.query, json.dumps(rule.params, sort_keys=True, default=str), _period(rule, since, until)
 
 
+def narrowing_of(rules: Iterable[Rule]) -> Predicate:
+    """What the engine may drop from a query that these rules read: rows on which none of them can hold."""
+    return any_of(*(narrowing(r, named_query(r.query).narrowable) for r in rules))
+
+
 class _SharedRows(dict):
     """Candidate rows fetched in one run, each kept until the last rule reading it is done (at 1M residents
-    the per-encounter rows alone take gigabytes)."""
+    the per-encounter rows alone take gigabytes), and narrowed to rows one of those rules may hold on."""
 
-    def __init__(self, rules: list[Rule], since: dt.datetime | None = None, until: dt.datetime | None = None) -> None:
+    def __init__(self, rules: list[Rule], since: dt.datetime | None = None, until: dt.datetime | None = None,
+                 *, narrow: bool = True) -> None:
         super().__init__()
         self.since, self.until = since, until
         self.readers = collections.Counter(_source(r, since, until) for r in rules)
+        by_source = collections.defaultdict(list)
+        for r in rules:
+            by_source[_source(r, since, until)].append(r)
+        self.narrowings: dict[tuple[Any, ...], Predicate] = {
+            source: narrowing_of(readers) if narrow else True for source, readers in by_source.items()}
 
     def done(self, rule: Rule) -> None:
         source = _source(rule, self.since, self.until)
@@ -152,10 +166,12 @@ class Supervision:
 
     def __init__(self, store: GraphStore, packs: dict[str, Pack] | None = None, *,
                  pack_dir: str | Path = PACKS_DIR, clock: Callable[[], dt.datetime] | None = None,
-                 signer: SM2KeyPair | None = None, trusted: Iterable[SM2KeyPair] = ()) -> None:
+                 signer: SM2KeyPair | None = None, trusted: Iterable[SM2KeyPair] = (), narrow: bool = True) -> None:
         """``signer`` signs every alert written (SM2); alerts read back say whether their signature verifies
-        against it or one of the ``trusted`` (older) keys, in ``signature_state``."""
+        against it or one of the ``trusted`` (older) keys, in ``signature_state``. ``narrow=False`` hands
+        every candidate row to the rule engine (for comparison: the findings are the same)."""
         self.store = store
+        self.narrow = narrow
         self.signer = signer
         self.trusted = {k.key_id: k for k in (*([signer] if signer else []), *trusted)}
         self.onto = store.onto
@@ -208,7 +224,9 @@ class Supervision:
         fetched = {} if fetched is None else fetched
         source = _source(rule, since, until)
         if source not in fetched:
-            fetched[source] = self.store.query_table(rule.query, period=source[2], **rule.params)
+            narrowed = fetched.narrowings[source] if isinstance(fetched, _SharedRows) else \
+                narrowing_of([rule]) if self.narrow else True
+            fetched[source] = self.store.query_table(rule.query, period=source[2], narrowing=narrowed, **rule.params)
             run.query_seconds = round(time.perf_counter() - started, 4)
         run.fetched = fetched[source].num_rows
         ev = evaluate(rule, fetched[source], as_of=as_of, since=since, until=until)
@@ -225,7 +243,7 @@ class Supervision:
         as_of = as_of or self.clock()
         pack_id, chosen = self._rules(pack, rules)
         report = RunReport(pack_id, as_of.isoformat(), None, None, False, [])
-        fetched = _SharedRows(chosen)  # candidate queries never read the alerts written here
+        fetched = _SharedRows(chosen, narrow=self.narrow)  # candidate queries never read the alerts written here
         for rule in chosen:
             ev, run = self.evaluate_rule(rule, as_of=as_of, fetched=fetched)
             fetched.done(rule)
@@ -243,7 +261,7 @@ class Supervision:
         as_of = as_of or until or self.clock()
         pack_id, chosen = self._rules(pack, rules)
         report = RunReport(pack_id, as_of.isoformat(), _iso(since), _iso(until), True, [])
-        fetched = _SharedRows(chosen, since, until)
+        fetched = _SharedRows(chosen, since, until, narrow=self.narrow)
         for rule in chosen:
             ev, run = self.evaluate_rule(rule, as_of=as_of, since=since, until=until, fetched=fetched)
             fetched.done(rule)

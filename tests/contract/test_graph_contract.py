@@ -23,7 +23,7 @@ from ontology.model import Ontology
 from ontology.validate import plain
 from rules import load_packs
 from services.security.fields import FieldProtection
-from services.supervision import Supervision
+from services.supervision import Supervision, narrowing_of
 
 
 @pytest.fixture(scope="module")
@@ -226,6 +226,20 @@ def test_query_tables_hold_the_rows_of_query_on_both_engines(engines, onto: Onto
         temporal = {f.name: f.type for f in tables["ladybug"].schema if pa.types.is_temporal(f.type)}
         if tables["neo4j"].num_rows:
             assert {n: tables["neo4j"].schema.field(n).type for n in temporal} == temporal, name
+
+
+def test_narrowed_query_tables_are_the_same_on_both_engines(engines, onto: Ontology) -> None:
+    """A query narrowed to the rows its rules may hold on (graph/narrowing.py) returns the same rows on both
+    engines, all of them rows of the whole query, and fewer."""
+    rules = list(load_packs(onto)["core"].rules.values())
+    names = sorted({r.query for r in rules if QUERIES[r.query].narrowable} - MASTER_INDEX_QUERIES)
+    assert len(names) >= 3
+    for name in names:
+        predicate = narrowing_of([r for r in rules if r.query == name])
+        narrowed = _same(engines, lambda s, name=name, p=predicate: _canonical(
+            [{k: plain(v) for k, v in r.items()} for r in s.query_table(name, narrowing=p).to_pylist()]))
+        whole = _canonical([{k: plain(v) for k, v in r.items()} for r in engines["ladybug"].query_table(name).to_pylist()])
+        assert set(narrowed) <= set(whole) and len(narrowed) < len(whole), name
 
 
 def test_supervision_backtest_is_the_same_on_both_engines(engines, province: Path) -> None:
