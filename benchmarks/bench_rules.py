@@ -89,7 +89,7 @@ def built_graph(engine: str, target: str, province: Path, work: Path, buffer_poo
 
 
 def run_engine(engine: str, target: str, province: Path, work: Path, *, as_of: dt.datetime, repeat: int,
-               buffer_pool_mb: int = 1024, keep: Path | None = None) -> dict[str, Any]:
+               buffer_pool_mb: int = 1024, keep: Path | None = None, narrow: bool = True) -> dict[str, Any]:
     from graph import open_graph
     from ingest.synthetic.truth import score
     from ontology.errors import GraphError
@@ -98,7 +98,7 @@ def run_engine(engine: str, target: str, province: Path, work: Path, *, as_of: d
     built = built_graph(engine, target, province, work, buffer_pool_mb, keep)
     store = open_graph(target, engine=engine, buffer_pool_mb=buffer_pool_mb)
     try:
-        sup = Supervision(store)
+        sup = Supervision(store, narrow=narrow)
         runs = []
         for i in range(repeat):
             # rule by rule, so that a rule whose query fails (e.g. out of buffer memory) is recorded
@@ -150,7 +150,7 @@ def run_engine(engine: str, target: str, province: Path, work: Path, *, as_of: d
         nan = float("nan")
         return {**built, "runs": runs, "pack_cold_s": runs[0]["wall_s"] if runs else nan,
                 "pack_warm_s": min(r["wall_s"] for r in runs[1:] or runs) if runs else nan,
-                "pack_shared_s": pack_shared_s, "rules": best}
+                "pack_shared_s": pack_shared_s, "narrowed": narrow, "rules": best}
     finally:
         store.close()
 
@@ -227,6 +227,8 @@ def main() -> None:
     parser.add_argument("--graph", type=Path, help="keep the embedded graph (load and master index) in this "
                         "folder and reuse it on the next run over the same province")
     parser.add_argument("--baseline", type=Path, help="an earlier results file to compare with, side by side")
+    parser.add_argument("--whole", action="store_true", help="hand every candidate row to the rule engine "
+                        "(no narrowing inside the graph engine): the baseline for --baseline")
     ns = parser.parse_args()
 
     from ingest.synthetic import generate
@@ -253,7 +255,7 @@ def main() -> None:
             ns.graph.mkdir(parents=True, exist_ok=True)
         target = ns.graph / "g.lbdb" if ns.graph else work / "g.lbdb"
         results["ladybug"] = run_engine("ladybug", str(target), province, work, as_of=as_of, repeat=ns.repeat,
-                                        buffer_pool_mb=ns.buffer_pool_mb, keep=ns.graph)
+                                        buffer_pool_mb=ns.buffer_pool_mb, keep=ns.graph, narrow=not ns.whole)
         if ns.neo4j:
             with console.status("starting Neo4j"):
                 home = ns.neo4j_home or work / "neo4j"
@@ -261,7 +263,7 @@ def main() -> None:
                                       heap_mib=ns.neo4j_heap_mb, page_cache_mib=ns.neo4j_page_cache_mb)
             try:
                 results["neo4j"] = run_engine("neo4j", neo4j.url, province, work, as_of=as_of, repeat=ns.repeat,
-                                              keep=ns.neo4j_home)
+                                              keep=ns.neo4j_home, narrow=not ns.whole)
             finally:
                 servers.stop("neo4j", home)
 
@@ -281,7 +283,8 @@ def main() -> None:
                       f"and nothing else" + (f"; not: {off}" if off else ""))
     RESULTS.mkdir(exist_ok=True)
     rate = manifest.get("encounter_rate", 1.0)
-    out = RESULTS / (f"rules-{ns.residents}.json" if rate == 1.0 else f"rules-{ns.residents}-rate{rate:g}.json")
+    out = RESULTS / (f"rules-{ns.residents}" + ("" if rate == 1.0 else f"-rate{rate:g}")
+                     + ("-whole" if ns.whole else "") + ".json")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip()
     out.write_text(json.dumps({"residents": ns.residents, "seed": ns.seed, "as_of": as_of.isoformat(), "commit": commit,

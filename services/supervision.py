@@ -147,10 +147,10 @@ class _SharedRows(dict):
                  *, narrow: bool = True) -> None:
         super().__init__()
         self.since, self.until = since, until
-        self.readers = collections.Counter(_source(r, since, until) for r in rules)
-        by_source = collections.defaultdict(list)
+        by_source: dict[tuple[Any, ...], list[Rule]] = collections.defaultdict(list)
         for r in rules:
             by_source[_source(r, since, until)].append(r)
+        self.readers = collections.Counter({source: len(readers) for source, readers in by_source.items()})
         self.narrowings: dict[tuple[Any, ...], Predicate] = {
             source: narrowing_of(readers) if narrow else True for source, readers in by_source.items()}
 
