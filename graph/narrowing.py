@@ -84,26 +84,23 @@ _OPS = frozenset({"=", "<>", "<", "<=", ">", ">="})
 
 def all_of(*parts: Predicate) -> Predicate:
     """The conjunction, simplified: ``True`` parts dropped, ``False`` absorbs, nested conjunctions flattened."""
-    flat: list[Predicate] = []
-    for p in parts:
-        if p is False:
-            return False
-        if p is not True:
-            flat.extend(p.parts if isinstance(p, AllOf) else (p,))
-    flat = list(dict.fromkeys(flat))
-    return True if not flat else flat[0] if len(flat) == 1 else AllOf(tuple(flat))
+    return _joined(parts, AllOf, absorbing=False)
 
 
 def any_of(*parts: Predicate) -> Predicate:
     """The disjunction, simplified: ``True`` absorbs, ``False`` parts dropped, nested disjunctions flattened."""
+    return _joined(parts, AnyOf, absorbing=True)
+
+
+def _joined(parts: tuple[Predicate, ...], kind: type[AllOf] | type[AnyOf], *, absorbing: bool) -> Predicate:
     flat: list[Predicate] = []
     for p in parts:
-        if p is True:
-            return True
-        if p is not False:
-            flat.extend(p.parts if isinstance(p, AnyOf) else (p,))
+        if p is absorbing:
+            return absorbing
+        if p is not (not absorbing):
+            flat.extend(p.parts if isinstance(p, kind) else (p,))
     flat = list(dict.fromkeys(flat))
-    return False if not flat else flat[0] if len(flat) == 1 else AnyOf(tuple(flat))
+    return (not absorbing) if not flat else flat[0] if len(flat) == 1 else kind(tuple(flat))
 
 
 def columns_of(p: Predicate | Operand) -> set[str]:
