@@ -76,6 +76,31 @@ class Lookup:
 
 
 @dataclass(frozen=True)
+class Pairs:
+    """Pairs of a query's rows, formed by the store outside the engine: every two rows that are equal, and
+    not null, on each ``within`` column, where the first row comes strictly before the second in ``order``
+    (columns compared left to right) and the two differ on each ``differ`` column.
+
+    A paired row has the ``within`` columns once, then every other column twice: ``first_<column>`` of the
+    earlier row and ``second_<column>`` of the later. Pairing a person's records inside the engine (collect,
+    then unwind twice; or two chains from the master node) held every pair in LadybugDB's buffer pool: at
+    10M encounters the master-index pair rules filled 12 GiB."""
+
+    within: tuple[str, ...]
+    order: tuple[str, ...]
+    differ: tuple[str, ...] = ()
+
+    def columns(self, rows: dict[str, str]) -> dict[str, str]:
+        """Paired column → type, from the rows' column → type."""
+        unknown = set(self.within + self.order + self.differ) - set(rows)
+        if unknown:
+            raise ValueError(f"pairs name columns the rows do not have: {sorted(unknown)}")
+        rest = [c for c in rows if c not in self.within]
+        return ({c: rows[c] for c in self.within} | {f"first_{c}": rows[c] for c in rest}
+                | {f"second_{c}": rows[c] for c in rest})
+
+
+@dataclass(frozen=True)
 class NamedQuery:
     name: str
     description: str
@@ -97,6 +122,8 @@ class NamedQuery:
     statement's, then each lookup's other columns."""
     slice_by: Slice | None = None
     """The statement filters its anchor on ``$slice_from <= property < $slice_to`` (see :class:`Slice`)."""
+    pairs: Pairs | None = None
+    """The store pairs the rows (after the lookups) and returns the pairs (see :class:`Pairs`)."""
     narrowable: tuple[str, ...] = ()
     """Returned columns a condition may narrow the rows on, inside the engine (see ``graph/narrowing.py``):
     their expressions are bound where the statement marks ``/*narrow*/``, and filtering there keeps the
@@ -158,6 +185,11 @@ def _parse(fn: Any, value: str, pname: str, query: str) -> Any:
         return fn(value)
     except ValueError:
         raise QueryParameterError(f"'{pname}' must be an ISO date, got {value!r}", query=query) from None
+
+
+_MASTER_OF_RECORD = Lookup("resident", """MATCH (r:Resident)<-[:link_record]-(l:PersonLink)-[:link_master]->(m:MasterPerson)
+    WHERE l.state = 'MATCH' RETURN r.key AS resident, m.key AS master_id""")
+"""The master person of each linked resident record (a record the index never linked gets none)."""
 
 
 QUERIES: dict[str, NamedQuery] = {
@@ -598,45 +630,29 @@ QUERIES: dict[str, NamedQuery] = {
         NamedQuery(
             "repeat_tests_across_institutions",
             "跨机构重复检查 Results of one test for one person (master index) at two institutions, earlier first",
-            # Per person and test first, then pairs: matching both chains in one pattern made the
-            # engine hold every pair of a person's results before filtering (LadybugDB's buffer pool
-            # ran out from 30k residents on).
-            """MATCH (m:MasterPerson)<-[:link_master]-(la:PersonLink)-[:link_record]->(ra:Resident)
-                     <-[:of_patient]-(ea:Encounter)<-[:in_encounter]-(a:LabResult)-[:of_test]->(t:LabTest),
-                     (ea)-[:at_institution]->(ia:Institution)
-               WHERE la.state = 'MATCH'
-               WITH m, t, collect({result: a.key, at: a.occurred_at, institution: ia.key, encounter: ea.key,
-                                   encounter_class: ea.class}) AS done
-               WHERE size(done) > 1
-               UNWIND done AS earlier
-               UNWIND done AS later
-               WITH m, t, earlier, later
-               WHERE earlier.institution <> later.institution AND earlier.at < later.at
-               RETURN m.key AS master_id, t.key AS test, t.name AS test_name, t.recognition_days AS recognition_days,
-                      earlier.result AS first_result, earlier.at AS first_at, earlier.institution AS first_institution,
-                      later.result AS second_result, later.at AS second_at, later.institution AS second_institution,
-                      earlier.encounter AS first_encounter, later.encounter AS second_encounter,
-                      later.encounter_class AS second_encounter_class""",
-            columns={"first_result": "string", "first_at": "dateTime", "first_institution": "string",
-                     "second_result": "string", "second_at": "dateTime", "second_institution": "string",
-                     "first_encounter": "string", "second_encounter": "string", "second_encounter_class": "string"},
+            """MATCH (a:LabResult)-[:of_test]->(t:LabTest), (a)-[:in_encounter]->(e:Encounter)-[:of_patient]->(r:Resident),
+                     (e)-[:at_institution]->(i:Institution)
+               WHERE a.occurred_at >= $slice_from AND a.occurred_at < $slice_to
+               RETURN r.key AS resident, t.key AS test, a.key AS result, a.occurred_at AS at, i.key AS institution,
+                      e.key AS encounter, e.class AS encounter_class""",
+            # No event-time column: a result before a backtest's period still pairs with one inside it.
+            slice_by=Slice("LabResult", "occurred_at"),
+            # The test's name and window per test, not per result: each returned column costs the engine.
+            lookups=(_MASTER_OF_RECORD, Lookup("test", """MATCH (t:LabTest)
+                RETURN t.key AS test, t.name AS test_name, t.recognition_days AS recognition_days""")),
+            pairs=Pairs(within=("master_id", "test", "test_name", "recognition_days"), order=("at",),
+                        differ=("institution",)),
         ),
         NamedQuery(
             "overlapping_inpatient_stays",
             "住院重叠 Pairs of inpatient stays of one person (master index), the later one admitted before the first ends",
-            # Separate MATCH clauses: both stays may hang off the same record (one MATCH would keep Neo4j
-            # from reusing that record's link, and LadybugDB would not: the engines must agree).
-            """MATCH (m:MasterPerson)<-[:link_master]-(la:PersonLink)-[:link_record]->(ra:Resident)
-                     <-[:of_patient]-(a:Encounter)
-               MATCH (m)<-[:link_master]-(lb:PersonLink)-[:link_record]->(rb:Resident)<-[:of_patient]-(b:Encounter)
-               MATCH (a)-[:at_institution]->(ia:Institution)
-               MATCH (b)-[:at_institution]->(ib:Institution)
-               WHERE la.state = 'MATCH' AND lb.state = 'MATCH' AND a.class = 'InpatientEncounter'
-                     AND b.class = 'InpatientEncounter' AND a.key <> b.key
-                     AND (a.occurred_at < b.occurred_at OR (a.occurred_at = b.occurred_at AND a.key < b.key))
-               RETURN m.key AS master_id, a.key AS first_stay, a.occurred_at AS first_admitted,
-                      a.ended_at AS first_discharged, ia.key AS first_institution, b.key AS second_stay,
-                      b.occurred_at AS second_admitted, b.ended_at AS second_discharged, ib.key AS second_institution""",
+            """MATCH (s:Encounter)-[:of_patient]->(r:Resident), (s)-[:at_institution]->(i:Institution)
+               WHERE s.class = 'InpatientEncounter' AND s.occurred_at >= $slice_from AND s.occurred_at < $slice_to
+               RETURN r.key AS resident, s.key AS stay, s.occurred_at AS admitted, s.ended_at AS discharged,
+                      i.key AS institution""",
+            slice_by=Slice("Encounter", "occurred_at"),
+            lookups=(_MASTER_OF_RECORD,),
+            pairs=Pairs(within=("master_id",), order=("admitted", "stay")),
         ),
         NamedQuery(
             "notifiable_diagnoses",
@@ -928,7 +944,7 @@ def result_columns(query: NamedQuery, onto: Ontology) -> dict[str, str]:
     for lookup in query.lookups:
         out |= {name: kind for name, kind in returned_columns(lookup.cypher, query, onto).items()
                 if name != lookup.on}
-    return out
+    return query.pairs.columns(out) if query.pairs else out
 
 
 def returned_columns(cypher: str, query: NamedQuery, onto: Ontology) -> dict[str, str]:

@@ -61,3 +61,27 @@ def join_lookups(rows: pa.Table, lookups: list[tuple[str, pa.Table]]) -> pa.Tabl
     finally:
         for name in ["rows", *names]:
             con.unregister(name)
+
+
+def pair_rows(rows: pa.Table, within: tuple[str, ...], order: tuple[str, ...], differ: tuple[str, ...] = ()) -> pa.Table:
+    """Every two rows equal (and not null) on ``within``, the first strictly before the second in ``order``
+    (left to right) and different on each of ``differ``: the ``within`` columns, then the first row's other
+    columns prefixed ``first_``, then the second's prefixed ``second_`` (``graph.catalog.Pairs``)."""
+    rest = [c for c in rows.column_names if c not in within]
+
+    def before(i: int) -> str:  # lexicographic "a < b" on order[i:], as SQL; a null compares as unknown
+        head = f'a."{order[i]}" < b."{order[i]}"'
+        if i + 1 == len(order):
+            return head
+        return f'({head} OR (a."{order[i]}" = b."{order[i]}" AND {before(i + 1)}))'
+
+    select = ([f'a."{c}"' for c in within] + [f'a."{c}" AS "first_{c}"' for c in rest]
+              + [f'b."{c}" AS "second_{c}"' for c in rest])
+    where = [f'a."{c}" = b."{c}"' for c in within] + [before(0)] + [f'a."{c}" <> b."{c}"' for c in differ]
+    con = _connection()
+    con.register("paired", rows)
+    try:
+        return con.sql(f"SELECT {', '.join(select)} FROM paired AS a JOIN paired AS b ON "
+                       f"{' AND '.join(where)}").to_arrow_table()
+    finally:
+        con.unregister("paired")

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from graph.catalog import NamedQuery, named_query, returned_columns
 from graph.dialect import Dialect
-from graph.columnar import join_lookups, row_hashes
+from graph.columnar import join_lookups, pair_rows, row_hashes
 from graph.narrowing import Predicate
 from graph.protect import FieldProtector, PlainFields
 from ontology.errors import NodeNotFound, QueryParameterError, did_you_mean
@@ -554,7 +554,7 @@ class GraphStore(ABC):
     def query(self, name: str, **params: Any) -> list[dict[str, Any]]:
         """Run a named query from the catalog with typed parameters."""
         q = named_query(name)
-        if q.lookups:
+        if q.lookups or q.pairs:
             return [{k: plain(v) for k, v in r.items()} for r in self.query_table(name, **params).to_pylist()]
         bound = self._bind(q, params)
         rows = [r for piece in self._slices(q) for r in self._records(q.cypher, {**bound, **piece})]
@@ -580,6 +580,8 @@ class GraphStore(ABC):
         if q.lookups:
             table = join_lookups(table, [(lookup.on, self._run_arrow(lookup.cypher, {}, returned_columns(
                 lookup.cypher, q, self.onto))) for lookup in q.lookups])
+        if q.pairs:
+            table = pair_rows(table, q.pairs.within, q.pairs.order, q.pairs.differ)
         for column, field_name in q.sealed.items():
             if column in table.column_names:
                 opened = pa.array(self._unseal(field_name, table.column(column).to_pylist()), pa.string())

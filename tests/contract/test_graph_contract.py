@@ -242,6 +242,18 @@ def test_narrowed_query_tables_are_the_same_on_both_engines(engines, onto: Ontol
         assert set(narrowed) <= set(whole) and len(narrowed) < len(whole), name
 
 
+def test_rows_a_query_pairs_are_the_same_on_both_engines(engines) -> None:
+    """A paired query's statement (its rows before the master index's lookup and the pairing, which run
+    outside the engine: graph.catalog.Pairs) returns the same rows on both engines."""
+    paired = sorted(name for name, q in QUERIES.items() if q.pairs)
+    assert paired == ["overlapping_inpatient_stays", "repeat_tests_across_institutions"]
+    every = {"slice_from": dt.datetime(1, 1, 1), "slice_to": dt.datetime(9999, 12, 31)}
+    for name in paired:
+        rows = _same(engines, lambda s, name=name: [{k: plain(v) for k, v in r.items()}
+                                                    for r in s._records(QUERIES[name].cypher, every)], ordered=False)
+        assert len(rows) >= 10, name
+
+
 def test_supervision_backtest_is_the_same_on_both_engines(engines, province: Path) -> None:
     """Every core rule that needs no master index (the shared stores have none) counts the same rows and
     findings on both engines, through the columnar path."""

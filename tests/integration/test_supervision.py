@@ -202,6 +202,46 @@ def test_narrowed_queries_find_what_whole_ones_find(sup_store: GraphStore, as_of
     assert sum(r.findings for r in narrowed.rules) >= 10  # not 0 == 0
 
 
+# The same pairs formed inside the engine (the statements these queries had before they paired outside it): an
+# oracle the test province is small enough for.
+_PAIRED_IN_ENGINE = {
+    "repeat_tests_across_institutions": """
+        MATCH (m:MasterPerson)<-[:link_master]-(l:PersonLink)-[:link_record]->(r:Resident)
+              <-[:of_patient]-(e:Encounter)<-[:in_encounter]-(a:LabResult)-[:of_test]->(t:LabTest),
+              (e)-[:at_institution]->(i:Institution)
+        WHERE l.state = 'MATCH'
+        WITH m, t, collect({result: a.key, at: a.occurred_at, institution: i.key}) AS done
+        UNWIND done AS x
+        UNWIND done AS y
+        WITH m, t, x, y WHERE x.institution <> y.institution AND x.at < y.at
+        RETURN m.key AS master_id, t.key AS test, x.result AS first_result, y.result AS second_result""",
+    "overlapping_inpatient_stays": """
+        MATCH (m:MasterPerson)<-[:link_master]-(la:PersonLink)-[:link_record]->(:Resident)<-[:of_patient]-(a:Encounter)
+        MATCH (m)<-[:link_master]-(lb:PersonLink)-[:link_record]->(:Resident)<-[:of_patient]-(b:Encounter)
+        WHERE la.state = 'MATCH' AND lb.state = 'MATCH' AND a.class = 'InpatientEncounter'
+              AND b.class = 'InpatientEncounter'
+              AND (a.occurred_at < b.occurred_at OR (a.occurred_at = b.occurred_at AND a.key < b.key))
+        RETURN m.key AS master_id, a.key AS first_stay, b.key AS second_stay""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(_PAIRED_IN_ENGINE))
+def test_pairs_formed_outside_the_engine_are_those_formed_inside(sup_store: GraphStore, name: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A person's rows pair in the store (graph.catalog.Pairs), in any number of slices, exactly as one
+    Cypher statement pairs them."""
+    expected = sup_store._run(_PAIRED_IN_ENGINE[name])
+    columns = list(expected.columns)
+    expected = sorted(map(tuple, expected.itertuples(index=False)))
+    whole = sup_store.query_table(name)
+    assert sorted(tuple(r[c] for c in columns) for r in whole.to_pylist()) == expected
+    assert len(expected) >= 3 and len({r[0] for r in expected}) >= 2  # pairs of several persons: not 0 == 0
+    monkeypatch.setattr(sup_store, "slice_rows", 40)
+    assert len(sup_store._slices(named_query(name))) > 5
+    sliced = sup_store.query_table(name)
+    assert sorted(map(repr, sliced.to_pylist())) == sorted(map(repr, whole.to_pylist()))
+
+
 def test_rules_sharing_a_query_fetch_it_once_per_run(sup_store: GraphStore, as_of: dt.datetime,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     sup = Supervision(sup_store)

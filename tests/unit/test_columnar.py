@@ -1,13 +1,21 @@
 """Column work in DuckDB: content hashes decide whether a re-loaded record changed; digests must equal those of
-lookups; lookup tables join to a query's rows as a Cypher match would."""
+lookups; lookup tables join to a query's rows as a Cypher match would; rows pair as Cypher would compare them."""
 
 from __future__ import annotations
+
+import collections
+import datetime as dt
+import itertools
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from graph.columnar import join_lookups
+from graph.catalog import Pairs
+from graph.columnar import join_lookups, pair_rows
 from graph.store import content_hash
 from ontology.validate import TEXT
 
@@ -79,3 +87,61 @@ def test_lookups_join_every_row_keep_the_unmatched_and_repeat_for_several() -> N
     got = sorted((r["encounter"], r["licence"], r["subjects"], r["unit_name"]) for r in out.to_pylist())
     assert got == [("E1", "L1", ["01"], "一科 first"), ("E2", "L2a", None, "二科 second"),
                    ("E2", "L2b", ["02", "03"], "二科 second"), ("E3", None, None, None)]
+
+
+def _cypher_pairs(rows: list[dict], within: tuple, order: tuple, differ: tuple) -> list[tuple]:
+    """Pairs by Cypher's rules, row by row: equality and order with a null are unknown, so no pair."""
+    def less(a, b) -> bool | None:
+        if a is None or b is None:
+            return None
+        return a < b
+
+    def before(a: dict, b: dict, columns: tuple) -> bool | None:
+        first, *rest = columns
+        head = less(a[first], b[first])
+        if head or not rest:
+            return head
+        same = None if a[first] is None or b[first] is None else a[first] == b[first]
+        return bool(same) and before(a, b, tuple(rest))
+
+    out = []
+    for a, b in itertools.permutations(rows, 2):
+        if all(a[c] is not None and a[c] == b[c] for c in within) and before(a, b, order) \
+                and all(a[c] is not None and b[c] is not None and a[c] != b[c] for c in differ):
+            out.append((a["id"], b["id"]))
+    return sorted(out)
+
+
+_ROWS = st.lists(st.fixed_dictionaries({
+    "person": st.sampled_from(["M1", "M2", None]),
+    "test": st.sampled_from(["ecg", "wbc"]),
+    "at": st.one_of(st.none(), st.sampled_from([dt.datetime(2025, 7, d, 9) for d in (1, 2, 3)])),
+    "place": st.sampled_from(["H1", "H2", None]),
+}), max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=_ROWS)
+def test_rows_pair_as_cypher_compares_them(rows: list[dict]) -> None:
+    """Two shapes the catalog uses: (person, test) pairs at different places, earlier first; a person's
+    rows ordered by time, then id (every two distinct rows once)."""
+    rows = [{"id": f"R{i}", **r} for i, r in enumerate(rows)]
+    table = pa.Table.from_pylist(rows, schema=pa.schema([("id", pa.string()), ("person", pa.string()),
+                                                          ("test", pa.string()), ("at", pa.timestamp("us")),
+                                                          ("place", pa.string())]))
+    for within, order, differ in [(("person", "test"), ("at",), ("place",)), (("person",), ("at", "id"), ())]:
+        out = pair_rows(table, within, order, differ)
+        assert out.column_names == list(Pairs(within, order, differ).columns(dict.fromkeys(table.column_names)))
+        got = sorted((r["first_id"], r["second_id"]) for r in out.to_pylist())
+        assert got == _cypher_pairs(rows, within, order, differ), (within, order)
+    timed = collections.Counter(r["person"] for r in rows if r["person"] and r["at"])
+    # every two timed rows of one person pair exactly once under (at, id)
+    assert pair_rows(table, ("person",), ("at", "id")).num_rows == sum(n * (n - 1) // 2 for n in timed.values())
+
+
+def test_pairs_name_only_columns_the_rows_have() -> None:
+    pairs = Pairs(within=("master_id",), order=("at",), differ=("place",))
+    assert list(pairs.columns({"master_id": "string", "at": "dateTime", "place": "string"})) == \
+        ["master_id", "first_at", "first_place", "second_at", "second_place"]
+    with pytest.raises(ValueError, match="place"):
+        pairs.columns({"master_id": "string", "at": "dateTime"})
