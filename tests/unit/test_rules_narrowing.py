@@ -137,6 +137,21 @@ def test_shipped_rules_narrow_their_queries(onto: Ontology) -> None:
     assert all(p is not True for p in said.values()), said
 
 
+def test_columns_of_a_lookup_narrow_through_the_node_they_come_from(onto: Ontology) -> None:
+    """The drug's limits come from a per-drug lookup, not per item from the engine, yet narrow the items
+    where the statement binds the drug (NamedQuery.looked_up_as)."""
+    from graph.catalog import Lookup, NamedQuery, return_items
+
+    q = named_query("prescription_items_review")
+    assert "pregnancy_contraindicated" not in return_items(q.cypher)
+    text, params = q.statement(Compare(Column("pregnancy_contraindicated"), "=", Literal(True)))
+    assert "AND coalesce(g.pregnancy_contraindicated = $narrow_0, true)" in text and params == {"narrow_0": True}
+    with pytest.raises(ValueError, match="no lookup returns"):
+        NamedQuery("q", "q", "MATCH (g:Drug) WHERE true /*narrow*/ RETURN g.key AS drug",
+                   lookups=(Lookup("drug", "MATCH (g:Drug) RETURN g.key AS drug, g.name AS name"),),
+                   looked_up_as={"min_age": "g.min_age"}, narrowable=("min_age",))
+
+
 def test_simplification() -> None:
     a, b = Compare(Column("a"), "=", Literal(1)), Compare(Column("b"), "=", Literal(2))
     assert all_of(True, a) == a and all_of(a, False) is False and all_of(a, all_of(b, a)) == AllOf((a, b))
