@@ -145,7 +145,7 @@ def test_columns_of_a_lookup_narrow_through_the_node_they_come_from(onto: Ontolo
     q = named_query("prescription_items_review")
     assert "pregnancy_contraindicated" not in return_items(q.cypher)
     text, params = q.statement(Compare(Column("pregnancy_contraindicated"), "=", Literal(True)))
-    assert "AND coalesce(g.pregnancy_contraindicated = $narrow_0, true)" in text and params == {"narrow_0": True}
+    assert "AND coalesce((g.pregnancy_contraindicated) = $narrow_0, true)" in text and params == {"narrow_0": True}
     with pytest.raises(ValueError, match="no lookup returns"):
         NamedQuery("q", "q", "MATCH (g:Drug) WHERE true /*narrow*/ RETURN g.key AS drug",
                    lookups=(Lookup("drug", "MATCH (g:Drug) RETURN g.key AS drug, g.name AS name"),),
