@@ -7,6 +7,7 @@ query's rows are joined to its lookups; one thread each, since the graph writer 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -45,19 +46,29 @@ def sha256_hex(prefix: str, values: pa.Array) -> list[str]:
     return out.tolist()
 
 
-def join_lookups(rows: pa.Table, lookups: list[tuple[str, pa.Table]]) -> pa.Table:
-    """``rows`` with the columns of each lookup table joined on its key column (left join: a row whose key
-    has no lookup row keeps nulls; a key with several lookup rows repeats the row, as a Cypher match would)."""
+def join_lookups(rows: pa.Table, lookups: list[tuple[str, pa.Table, dict[str, Any]]]) -> pa.Table:
+    """``rows`` with the columns of each lookup table joined on its key column, a column of ``rows`` or of an
+    earlier lookup (left join: a row whose key has no lookup row keeps nulls, or the lookup's ``absent``
+    values; a key with several lookup rows repeats the row, as a Cypher match would)."""
     con = _connection()
     names = [f"lookup{i}" for i in range(len(lookups))]
     con.register("rows", rows)
     try:
-        select, joins = ["rows.*"], []
-        for name, (on, table) in zip(names, lookups, strict=True):
+        select, joins, params = ["rows.*"], [], []
+        source = dict.fromkeys(rows.column_names, "rows")
+        for name, (on, table, absent) in zip(names, lookups, strict=True):
             con.register(name, table)
-            select += [f'{name}."{c}"' for c in table.column_names if c != on]
-            joins.append(f'LEFT JOIN {name} ON rows."{on}" = {name}."{on}"')
-        return con.sql(f"SELECT {', '.join(select)} FROM rows {' '.join(joins)}").to_arrow_table()
+            for c in table.column_names:
+                if c == on:
+                    continue
+                if c in absent:
+                    params.append(absent[c])
+                    select.append(f'coalesce({name}."{c}", ${len(params)}) AS "{c}"')
+                else:
+                    select.append(f'{name}."{c}"')
+                source.setdefault(c, name)
+            joins.append(f'LEFT JOIN {name} ON {source[on]}."{on}" = {name}."{on}"')
+        return con.sql(f"SELECT {', '.join(select)} FROM rows {' '.join(joins)}", params=params).to_arrow_table()
     finally:
         for name in ["rows", *names]:
             con.unregister(name)

@@ -561,7 +561,8 @@ class GraphStore(ABC):
         return self._opened(q, [{k: plain(v) for k, v in r.items()} for r in rows])
 
     def query_table(self, name: str, *, period: tuple[dt.datetime | None, dt.datetime | None] | None = None,
-                    narrowing: Predicate | None = None, **params: Any) -> pa.Table:
+                    narrowing: Predicate | None = None, lookups: dict[str, pa.Table] | None = None,
+                    **params: Any) -> pa.Table:
         """Run a named query and return its rows as an Arrow table: for scans of many rows (a supervision
         rule's candidates), where a dict per row would cost more than the query.
 
@@ -570,7 +571,10 @@ class GraphStore(ABC):
         month reads that month's rows, not the whole graph's.
 
         ``narrowing`` (a necessary condition over the query's ``narrowable`` columns, ``graph/narrowing.py``)
-        keeps, inside the engine, only rows for which it may hold."""
+        keeps, inside the engine, only rows for which it may hold.
+
+        ``lookups`` holds the lookup tables (``NamedQuery.lookups``) fetched earlier in one run, by statement;
+        the store adds those it fetches, so the queries of a run that share a lookup fetch it once."""
         q = named_query(name)
         bound = self._bind(q, params)
         types = returned_columns(q.cypher, q, self.onto)
@@ -578,8 +582,11 @@ class GraphStore(ABC):
         pieces = [self._run_arrow(cypher, {**bound, **narrowed, **piece}, types) for piece in self._slices(q, period)]
         table = pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces, promote_options="permissive")
         if q.lookups:
-            table = join_lookups(table, [(lookup.on, self._run_arrow(lookup.cypher, {}, returned_columns(
-                lookup.cypher, q, self.onto))) for lookup in q.lookups])
+            fetched = {} if lookups is None else lookups
+            for lookup in q.lookups:
+                if lookup.cypher not in fetched:
+                    fetched[lookup.cypher] = self._run_arrow(lookup.cypher, {}, returned_columns(lookup.cypher, q, self.onto))
+            table = join_lookups(table, [(lookup.on, fetched[lookup.cypher], lookup.absent) for lookup in q.lookups])
         if q.pairs:
             table = pair_rows(table, q.pairs.within, q.pairs.order, q.pairs.differ)
         for column, field_name in q.sealed.items():

@@ -66,13 +66,18 @@ def candidates(rule: Rule, table: pa.Table, *, as_of: dt.datetime, since: dt.dat
                until: dt.datetime | None = None) -> tuple[int, list[dict[str, Any]]]:
     """The number of rows in scope (event time inside the rule's effective dates and [since, until)) and,
     as plain dicts, those whose condition is true or cannot be decided here."""
-    table = table.combine_chunks() if table.num_rows else table
+    # Only the columns the condition reads are filtered and judged; the whole row is taken for survivors
+    # alone (at 10M encounters, filtering all 17 columns of the practice rows cost seconds per rule).
     scope = _in_scope(rule, table, since, until)
+    read = table.select([c for c in rule.condition_columns if c in table.column_names])
+    rows = np.arange(table.num_rows) if scope is None else np.flatnonzero(scope)
     if scope is not None:
-        table = table.filter(pa.array(scope))
-    logic = _truth(_Translator(rule, table, as_of).eval(rule.compiled.statement.expression), table.num_rows)
-    keep = table if logic is None else table.filter(pa.array(~logic.known | logic.value))
-    return table.num_rows, [{k: plain(v) for k, v in row.items()} for row in keep.to_pylist()]
+        read = read.filter(pa.array(scope))
+    logic = _truth(_Translator(rule, read, as_of).eval(rule.compiled.statement.expression), len(rows))
+    if logic is not None:
+        rows = rows[~logic.known | logic.value]
+    keep = table.take(pa.array(rows, pa.int64()))
+    return read.num_rows, [{k: plain(v) for k, v in row.items()} for row in keep.to_pylist()]
 
 
 def naive_local(value: dt.datetime) -> dt.datetime:

@@ -153,6 +153,7 @@ class _SharedRows(dict):
         self.readers = collections.Counter({source: len(readers) for source, readers in by_source.items()})
         self.narrowings: dict[tuple[Any, ...], Predicate] = {
             source: narrowing_of(readers) if narrow else True for source, readers in by_source.items()}
+        self.lookups: dict[str, pa.Table] = {}  # the store's lookup tables, fetched once per run
 
     def done(self, rule: Rule) -> None:
         source = _source(rule, self.since, self.until)
@@ -224,9 +225,12 @@ class Supervision:
         fetched = {} if fetched is None else fetched
         source = _source(rule, since, until)
         if source not in fetched:
-            narrowed = fetched.narrowings[source] if isinstance(fetched, _SharedRows) else \
-                narrowing_of([rule]) if self.narrow else True
-            fetched[source] = self.store.query_table(rule.query, period=source[2], narrowing=narrowed, **rule.params)
+            if isinstance(fetched, _SharedRows):
+                narrowed, lookups = fetched.narrowings[source], fetched.lookups
+            else:
+                narrowed, lookups = narrowing_of([rule]) if self.narrow else True, None
+            fetched[source] = self.store.query_table(rule.query, period=source[2], narrowing=narrowed,
+                                                     lookups=lookups, **rule.params)
             run.query_seconds = round(time.perf_counter() - started, 4)
         run.fetched = fetched[source].num_rows
         ev = evaluate(rule, fetched[source], as_of=as_of, since=since, until=until)

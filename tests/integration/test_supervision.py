@@ -257,6 +257,19 @@ def test_rules_sharing_a_query_fetch_it_once_per_run(sup_store: GraphStore, as_o
     assert all(r.findings >= 1 for r in together.rules)  # each rule has a planted anomaly: not 0 == 0
 
 
+def test_queries_of_one_run_sharing_a_lookup_fetch_it_once(sup_store: GraphStore, as_of: dt.datetime,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    masters = named_query("overlapping_inpatient_stays").lookups[0].cypher
+    assert masters in [lookup.cypher for lookup in named_query("repeat_tests_across_institutions").lookups]
+    calls: list[str] = []
+    run = sup_store._run_arrow
+    monkeypatch.setattr(sup_store, "_run_arrow", lambda cypher, *a, **kw: calls.append(cypher) or run(cypher, *a, **kw))
+    report = Supervision(sup_store).backtest(rules=["repeat_test_within_recognition_window", "overlapping_admissions"],
+                                             as_of=as_of)
+    assert calls.count(masters) == 1
+    assert all(r.findings >= 1 for r in report.rules)  # each rule has a planted anomaly: not 0 == 0
+
+
 def test_columnar_pruning_finds_what_the_row_by_row_path_finds(sup_store: GraphStore, as_of: dt.datetime) -> None:
     """Every core rule over the province: rows judged by rule-engine one by one (the candidate rows as
     dicts) and the pruned path (Arrow columns first) give the same counts, findings and errors, and the

@@ -82,12 +82,24 @@ def test_lookups_join_every_row_keep_the_unmatched_and_repeat_for_several() -> N
     licences = pa.table({"practitioner": ["P1", "P2", "P2"], "licence": ["L1", "L2a", "L2b"],
                          "subjects": [["01"], None, ["02", "03"]]})
     units = pa.table({"unit": ["u1", "u2"], "unit_name": ["一科 first", "二科 second"]})
-    out = join_lookups(rows, [("practitioner", licences), ("unit", units)])
+    out = join_lookups(rows, [("practitioner", licences, {}), ("unit", units, {})])
     assert out.column_names == ["encounter", "practitioner", "unit", "licence", "subjects", "unit_name"]
     got = sorted((r["encounter"], r["licence"], r["subjects"], r["unit_name"]) for r in out.to_pylist())
     assert got == [("E1", "L1", ["01"], "一科 first"), ("E2", "L2a", None, "二科 second"),
                    ("E2", "L2b", ["02", "03"], "二科 second"), ("E3", None, None, None)]
 
+
+
+def test_a_lookup_joins_on_an_earlier_lookups_column_and_fills_what_it_lacks() -> None:
+    """Items → each record's master (none for an unlinked record) → that master's count of pregnant
+    records, 0 where the count lookup has no row."""
+    rows = pa.table({"item": ["I1", "I2", "I3", "I4"], "resident": ["R1", "R2", "R3", "R9"]})
+    masters = pa.table({"resident": ["R1", "R2", "R3"], "master_id": ["M1", "M1", None]})
+    pregnant = pa.table({"master_id": ["M1", "M7"], "pregnant_records": pa.array([2, 1], pa.int64())})
+    out = join_lookups(rows, [("resident", masters, {}), ("master_id", pregnant, {"pregnant_records": 0})])
+    assert out.column_names == ["item", "resident", "master_id", "pregnant_records"]
+    assert sorted((r["item"], r["master_id"], r["pregnant_records"]) for r in out.to_pylist()) == \
+        [("I1", "M1", 2), ("I2", "M1", 2), ("I3", None, 0), ("I4", None, 0)]
 
 def _cypher_pairs(rows: list[dict], within: tuple, order: tuple, differ: tuple) -> list[tuple]:
     """Pairs by Cypher's rules, row by row: equality and order with a null are unknown, so no pair."""
