@@ -46,6 +46,18 @@ def sha256_hex(prefix: str, values: pa.Array) -> list[str]:
     return out.tolist()
 
 
+
+def list_contains(lists: pa.Array, members: pa.Array) -> np.ndarray:
+    """Per row, whether the list holds the member (False where either is null). Flattening the lists and
+    comparing element by element took 0.9 s for 1M encounters' licensed subjects; DuckDB scans each list."""
+    con = _connection()
+    con.register("lists_and_members", pa.table({"l": lists, "m": members}))
+    try:
+        out = con.sql("SELECT coalesce(list_contains(l, m), false) AS h FROM lists_and_members").fetchnumpy()["h"]
+    finally:
+        con.unregister("lists_and_members")
+    return np.asarray(out, dtype=bool)
+
 def join_lookups(rows: pa.Table, lookups: list[tuple[str, pa.Table, dict[str, Any]]]) -> pa.Table:
     """``rows`` with the columns of each lookup table joined on its key column, a column of ``rows`` or of an
     earlier lookup (left join: a row whose key has no lookup row keeps nulls, or the lookup's ``absent``
