@@ -13,6 +13,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+ARROW_TYPES = {"string": pa.string(), "integer": pa.int64(), "double": pa.float64(), "boolean": pa.bool_(),
+               "date": pa.date32(), "dateTime": pa.timestamp("us"), "strings": pa.list_(pa.string())}
+"""The Arrow type of each column type of the catalog (``NamedQuery.columns``) and ontology datatype."""
+
 _local = threading.local()
 
 

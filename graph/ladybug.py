@@ -29,6 +29,7 @@ import ladybug
 import pandas as pd
 import pyarrow as pa
 
+from graph.columnar import ARROW_TYPES
 from graph.dialect import LadybugDialect
 from graph.protect import FieldProtector
 from graph.store import GraphStore
@@ -41,8 +42,6 @@ SMALL_ROWS = 64
 _OPEN_PATHS: set[Path] = set()
 _OPEN_LOCK = threading.Lock()
 
-_ARROW = {"string": pa.string(), "integer": pa.int64(), "double": pa.float64(), "boolean": pa.bool_(),
-          "date": pa.date32(), "dateTime": pa.timestamp("us")}
 
 
 class LadybugStore(GraphStore):
@@ -200,7 +199,7 @@ class LadybugStore(GraphStore):
     def _arrow(self, table: str, rows: pd.DataFrame) -> pa.Table:
         props = self.onto.table_properties(table)
         fields = [pa.field("key", pa.string()), pa.field("class", pa.string())]
-        fields += [pa.field(n, pa.list_(pa.string()) if p.is_list else _ARROW[p.datatype]) for n, p in props.items()]
+        fields += [pa.field(n, pa.list_(pa.string()) if p.is_list else ARROW_TYPES[p.datatype]) for n, p in props.items()]
         by_name = {f.name: f for f in fields}
         fields = [by_name[n] for n in self._order[table]]  # COPY is positional: the stored order, migrations last
         arrays = []

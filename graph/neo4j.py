@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from graph.catalog import named_query
+from graph.columnar import ARROW_TYPES
 from graph.dialect import Neo4jDialect
 from graph.protect import FieldProtector
 from graph.store import GraphStore
@@ -118,8 +119,8 @@ class Neo4jStore(GraphStore):
             returned = ", ".join(f"toString(`{n}`) AS `{n}`" if n in temporal else f"`{n}`" for n in names)
             statement = f"CALL () {{ {statement} }} RETURN {returned}"
         records, keys = self._fetch_records(statement, params, scan=True)
-        if not records:
-            return pa.Table.from_pylist([])
+        if not records:  # the statement's columns all the same: a lookup with no row still joins
+            return pa.table({name: pa.array([], ARROW_TYPES.get(types[name], pa.null())) for name in names})
         # A Record is a tuple whose own __iter__ is Python code: read it through tuple's.
         columns = zip(*map(tuple.__iter__, records), strict=True)
         table = pa.Table.from_arrays([_column(values) for values in columns], names=keys)
