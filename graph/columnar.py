@@ -1,7 +1,8 @@
 """Column-wise work in an in-process DuckDB: one C++ pass over Arrow columns, no Python object per value.
 
-Used where a bulk load hashes millions of values (content hashes, unkeyed digests) and where a named
-query's rows are joined to its lookups; one thread each, since the graph writer works beside them.
+Used where a bulk load hashes millions of values (content hashes, unkeyed digests), where a named
+query's rows are joined to its lookups and paired, and where a rule asks whether each row's list holds a
+value; one thread each, since the graph writer works beside them.
 """
 
 from __future__ import annotations
