@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graph.narrowing import NARROW, Predicate, render
+from graph.scan import NotScannable, plan_of
 from ontology.errors import QueryParameterError, UnknownQuery, did_you_mean
 from ontology.model import Ontology
 
@@ -93,6 +94,8 @@ class Pairs:
     within: tuple[str, ...]
     order: tuple[str, ...]
     differ: tuple[str, ...] = ()
+    names: tuple[str, str] = ("first_{}", "second_{}")
+    """How the earlier and the later row's columns are named (``drug`` → ``drug_a``, ``drug_b``: ``"{}_a"``)."""
 
     def columns(self, rows: dict[str, str]) -> dict[str, str]:
         """Paired column → type, from the rows' column → type."""
@@ -100,8 +103,27 @@ class Pairs:
         if unknown:
             raise ValueError(f"pairs name columns the rows do not have: {sorted(unknown)}")
         rest = [c for c in rows if c not in self.within]
-        return ({c: rows[c] for c in self.within} | {f"first_{c}": rows[c] for c in rest}
-                | {f"second_{c}": rows[c] for c in rest})
+        earlier, later = self.names
+        return ({c: rows[c] for c in self.within} | {earlier.format(c): rows[c] for c in rest}
+                | {later.format(c): rows[c] for c in rest})
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A query's rows grouped by the store outside the engine: a row per distinct combination of the ``by``
+    columns (a null is a value, as Cypher groups) and, for each ``distinct`` column → the rows' column it
+    counts, the number of distinct non-null values in the group, as ``count(DISTINCT …)``. Counting the drugs
+    of 10.8M prescription items inside LadybugDB took 33–49 s (``docs/rules.md``)."""
+
+    by: tuple[str, ...]
+    distinct: dict[str, str]
+
+    def columns(self, rows: dict[str, str]) -> dict[str, str]:
+        """Counted column → type, from the rows' column → type."""
+        unknown = set(self.by + tuple(self.distinct.values())) - set(rows)
+        if unknown:
+            raise ValueError(f"counts name columns the rows do not have: {sorted(unknown)}")
+        return {c: rows[c] for c in self.by} | dict.fromkeys(self.distinct, "integer")
 
 
 @dataclass(frozen=True)
@@ -128,6 +150,8 @@ class NamedQuery:
     """The statement filters its anchor on ``$slice_from <= property < $slice_to`` (see :class:`Slice`)."""
     pairs: Pairs | None = None
     """The store pairs the rows (after the lookups) and returns the pairs (see :class:`Pairs`)."""
+    counted: Counted | None = None
+    """The store groups the rows (after the lookups) and returns a row per group (see :class:`Counted`)."""
     narrowable: tuple[str, ...] = ()
     """Returned columns a condition may narrow the rows on, inside the engine (see ``graph/narrowing.py``):
     their expressions are bound where the statement marks ``/*narrow*/``, and filtering there keeps the
@@ -136,6 +160,9 @@ class NamedQuery:
     """Lookup columns that are a property of a node the statement binds, the lookup being keyed on that
     node's key: column → the property's expression in the statement. Such a column may be narrowable
     without being returned by the engine."""
+    scan: bool = False
+    """A store may answer the statement from whole-table scans joined outside the engine (``graph/scan.py``),
+    ignoring any narrowing: for queries returning a row for most of a large table."""
 
     def __post_init__(self) -> None:
         if bool(self.narrowable) != (NARROW in self.cypher):
@@ -143,6 +170,15 @@ class NamedQuery:
         missing = set(self.narrowable) - set(self._expressions())
         if missing:
             raise ValueError(f"query '{self.name}' does not return narrowable columns {sorted(missing)}")
+        if self.pairs and self.counted:
+            raise ValueError(f"query '{self.name}' either pairs or counts its rows")
+        if self.scan:
+            try:
+                plan_of(self.cypher)
+            except NotScannable as exc:
+                raise ValueError(f"query '{self.name}' is declared scan but {exc}") from None
+            if self.slice_by and plan_of(self.cypher).window is None:
+                raise ValueError(f"query '{self.name}': a sliced scan must bound its anchor in the WHERE clause")
         looked_up = {c for lookup in self.lookups for c in return_items(lookup.cypher)}
         if set(self.looked_up_as) - looked_up:
             raise ValueError(f"query '{self.name}': no lookup returns {sorted(set(self.looked_up_as) - looked_up)}")
@@ -204,6 +240,14 @@ def _parse(fn: Any, value: str, pname: str, query: str) -> Any:
 _MASTER_OF_RECORD = Lookup("resident", """MATCH (r:Resident)<-[:link_record]-(l:PersonLink)-[:link_master]->(m:MasterPerson)
     WHERE l.state = 'MATCH' RETURN r.key AS resident, m.key AS master_id""")
 """The master person of each linked resident record (a record the index never linked gets none)."""
+
+
+_PRESCRIBED_DRUGS = """MATCH (it:PrescriptionItem)-[:item_of]->(rx:Prescription)-[:in_encounter]->(e:Encounter),
+          (it)-[:of_drug]->(g:Drug)
+    WHERE rx.occurred_at >= $slice_from AND rx.occurred_at < $slice_to
+    RETURN rx.key AS prescription, e.key AS encounter, rx.occurred_at AS occurred_at, g.key AS drug,
+           g.drug_class AS class"""
+"""The drug of each item of a prescription: counted and paired per prescription by the store."""
 
 
 QUERIES: dict[str, NamedQuery] = {
@@ -571,6 +615,7 @@ QUERIES: dict[str, NamedQuery] = {
                RETURN e.key AS encounter, e.class AS encounter_class, e.occurred_at AS occurred_at,
                       p.key AS practitioner, i.key AS institution, d.key AS department""",
             slice_by=Slice("Encounter", "occurred_at", column="occurred_at"),
+            scan=True,
             lookups=(
                 Lookup("practitioner", """MATCH (p:Practitioner)
                     OPTIONAL MATCH (p)-[:holds_license]->(l:License)
@@ -597,6 +642,7 @@ QUERIES: dict[str, NamedQuery] = {
                       it.exception_reason AS exception_reason, r.key AS resident, r.pregnant AS record_pregnant""",
             columns={"birth_date": "date", "pregnant_records": "integer"},
             slice_by=Slice("Prescription", "occurred_at", column="occurred_at"),
+            scan=True,
             # Per resident record, once: joined per item, the master index's two optional matches and the
             # count grouped on every column took 13.6 of 26.4 s at 1.08M items (2.9 s as this lookup).
             lookups=(
@@ -626,30 +672,20 @@ QUERIES: dict[str, NamedQuery] = {
         NamedQuery(
             "prescription_sizes",
             "处方药品数 Number of distinct drugs on each prescription",
-            # The encounter joins after the count: grouped on it as well, the count took 7.1 s, not 3.9 s
-            # (562k prescriptions).
-            """MATCH (it:PrescriptionItem)-[:item_of]->(rx:Prescription), (it)-[:of_drug]->(g:Drug)
-               WHERE rx.occurred_at >= $slice_from AND rx.occurred_at < $slice_to
-               WITH rx, count(DISTINCT g.key) AS drugs
-               WHERE true /*narrow*/
-               MATCH (rx)-[:in_encounter]->(e:Encounter)
-               RETURN rx.key AS prescription, e.key AS encounter, rx.occurred_at AS occurred_at, drugs""",
-            columns={"drugs": "integer"},
+            _PRESCRIBED_DRUGS,
             slice_by=Slice("Prescription", "occurred_at", column="occurred_at"),
-            narrowable=("drugs",),
+            scan=True,
+            counted=Counted(by=("prescription", "encounter", "occurred_at"), distinct={"drugs": "drug"}),
         ),
         NamedQuery(
             "prescription_drug_pairs",
             "处方药品对 Pairs of different drugs on one prescription, with their pharmacological classes",
-            """MATCH (a:PrescriptionItem)-[:item_of]->(rx:Prescription)<-[:item_of]-(b:PrescriptionItem),
-                     (a)-[:of_drug]->(ga:Drug), (b)-[:of_drug]->(gb:Drug), (rx)-[:in_encounter]->(e:Encounter)
-               WHERE ga.key < gb.key /*narrow*/
-               RETURN rx.key AS prescription, e.key AS encounter, rx.occurred_at AS occurred_at,
-                      ga.key AS drug_a, gb.key AS drug_b, ga.drug_class AS class_a, gb.drug_class AS class_b""",
-            narrowable=("prescription", "encounter", "drug_a", "drug_b", "class_a", "class_b"),
-            # Not sliced. With a filter on rx LadybugDB returned fewer pairs than without it (350 808 of 739 864
-            # at 1M encounters) and than Neo4j; on e the pairs were right, but 3 slices took 19.2 s at 1.8M
-            # encounters against 8.5 s whole (the filter applies late in the chain).
+            _PRESCRIBED_DRUGS,
+            slice_by=Slice("Prescription", "occurred_at", column="occurred_at"),
+            scan=True,
+            # Formed inside the engine, the pairs filled a 12 GiB pool at 10M encounters, and a filter on the
+            # shared prescription lost pairs on LadybugDB (docs/engines.md).
+            pairs=Pairs(within=("prescription", "encounter", "occurred_at"), order=("drug",), names=("{}_a", "{}_b")),
         ),
         NamedQuery(
             "repeat_tests_across_institutions",
@@ -661,6 +697,7 @@ QUERIES: dict[str, NamedQuery] = {
                       e.key AS encounter, e.class AS encounter_class""",
             # No event-time column: a result before a backtest's period still pairs with one inside it.
             slice_by=Slice("LabResult", "occurred_at"),
+            scan=True,
             # The test's name and window per test, not per result: each returned column costs the engine.
             lookups=(_MASTER_OF_RECORD, Lookup("test", """MATCH (t:LabTest)
                 RETURN t.key AS test, t.name AS test_name, t.recognition_days AS recognition_days""")),
@@ -968,6 +1005,8 @@ def result_columns(query: NamedQuery, onto: Ontology) -> dict[str, str]:
     for lookup in query.lookups:
         out |= {name: kind for name, kind in returned_columns(lookup.cypher, query, onto).items()
                 if name != lookup.on}
+    if query.counted:
+        return query.counted.columns(out)
     return query.pairs.columns(out) if query.pairs else out
 
 

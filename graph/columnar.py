@@ -28,6 +28,14 @@ def _connection() -> duckdb.DuckDBPyConnection:
     return _local.con
 
 
+def scan_connection() -> duckdb.DuckDBPyConnection:
+    """This thread's DuckDB for joining a query's table scans (``graph/scan.py``), on every core: nothing
+    writes to the graph while a supervision run reads it."""
+    if not hasattr(_local, "scan"):
+        _local.scan = duckdb.connect()
+    return _local.scan
+
+
 def row_hashes(table: pa.Table) -> np.ndarray:
     """A 64-bit hash of each row over all the table's columns, in order (a null is a value of its own)."""
     columns = table.rename_columns([f"c{i}" for i in range(table.num_columns)])
@@ -91,10 +99,11 @@ def join_lookups(rows: pa.Table, lookups: list[tuple[str, pa.Table, dict[str, An
             con.unregister(name)
 
 
-def pair_rows(rows: pa.Table, within: tuple[str, ...], order: tuple[str, ...], differ: tuple[str, ...] = ()) -> pa.Table:
+def pair_rows(rows: pa.Table, within: tuple[str, ...], order: tuple[str, ...], differ: tuple[str, ...] = (),
+              names: tuple[str, str] = ("first_{}", "second_{}")) -> pa.Table:
     """Every two rows equal (and not null) on ``within``, the first strictly before the second in ``order``
     (left to right) and different on each of ``differ``: the ``within`` columns, then the first row's other
-    columns prefixed ``first_``, then the second's prefixed ``second_`` (``graph.catalog.Pairs``)."""
+    columns named by ``names[0]``, then the second's by ``names[1]`` (``graph.catalog.Pairs``)."""
     rest = [c for c in rows.column_names if c not in within]
 
     def before(i: int) -> str:  # lexicographic "a < b" on order[i:], as SQL; a null compares as unknown
@@ -103,8 +112,9 @@ def pair_rows(rows: pa.Table, within: tuple[str, ...], order: tuple[str, ...], d
             return head
         return f'({head} OR (a."{order[i]}" = b."{order[i]}" AND {before(i + 1)}))'
 
-    select = ([f'a."{c}"' for c in within] + [f'a."{c}" AS "first_{c}"' for c in rest]
-              + [f'b."{c}" AS "second_{c}"' for c in rest])
+    earlier, later = names
+    select = ([f'a."{c}"' for c in within] + [f'a."{c}" AS "{earlier.format(c)}"' for c in rest]
+              + [f'b."{c}" AS "{later.format(c)}"' for c in rest])
     where = [f'a."{c}" = b."{c}"' for c in within] + [before(0)] + [f'a."{c}" <> b."{c}"' for c in differ]
     con = _connection()
     con.register("paired", rows)
@@ -113,3 +123,16 @@ def pair_rows(rows: pa.Table, within: tuple[str, ...], order: tuple[str, ...], d
                        f"{' AND '.join(where)}").to_arrow_table()
     finally:
         con.unregister("paired")
+
+
+def count_distinct(rows: pa.Table, by: tuple[str, ...], distinct: dict[str, str]) -> pa.Table:
+    """A row per distinct combination of ``by`` (nulls group together) with, per ``distinct`` column, the number
+    of distinct non-null values of the counted column (``graph.catalog.Counted``)."""
+    keys = ", ".join(f'"{c}"' for c in by)
+    counts = ", ".join(f'count(DISTINCT "{column}") AS "{name}"' for name, column in distinct.items())
+    con = _connection()
+    con.register("grouped", rows)
+    try:
+        return con.sql(f"SELECT {keys}, {counts} FROM grouped GROUP BY {keys}").to_arrow_table()
+    finally:
+        con.unregister("grouped")

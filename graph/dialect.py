@@ -15,6 +15,8 @@ source, batch_id, ingested_at and content_hash themselves (ontology system prope
 
 class Dialect:
     name = "abstract"
+    scans = False
+    """Whether the engine answers scan-declared queries from table scans (``graph/scan.py``)."""
 
     def schema_statements(self, onto: Ontology) -> list[str]:
         raise NotImplementedError
@@ -61,6 +63,18 @@ class LadybugDialect(Dialect):
 
     def edge_type(self, variable: str) -> str:
         return f"label({variable})"
+
+    scans = True
+
+    def node_scan(self, table: str, properties: list[str], window: str | None) -> str:
+        """Each node's offset in its table as ``_id``, and its properties; with a window, only nodes whose
+        ``window`` property lies in [``$window_from``, ``$window_to``)."""
+        where = f" WHERE n.`{window}` >= $window_from AND n.`{window}` < $window_to" if window else ""
+        return f"MATCH (n:{table}){where} RETURN {', '.join(['offset(id(n)) AS _id', *(f'n.`{p}` AS `{p}`' for p in properties)])}"
+
+    def edge_scan(self, edge: str, source: str, target: str) -> str:
+        """The source and target offsets of each relationship of one type between two tables."""
+        return f"MATCH (a:{source})-[:{edge}]->(b:{target}) RETURN offset(id(a)) AS source, offset(id(b)) AS target"
 
 
 class Neo4jDialect(Dialect):

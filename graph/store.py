@@ -21,8 +21,9 @@ import pyarrow.compute as pc
 
 from graph.catalog import NamedQuery, named_query, returned_columns
 from graph.dialect import Dialect
-from graph.columnar import join_lookups, pair_rows, row_hashes
+from graph.columnar import count_distinct, join_lookups, pair_rows, row_hashes
 from graph.narrowing import Predicate
+from graph.scan import assemble, plan_of
 from graph.protect import FieldProtector, PlainFields
 from ontology.errors import NodeNotFound, QueryParameterError, did_you_mean
 from ontology.model import Ontology
@@ -554,7 +555,7 @@ class GraphStore(ABC):
     def query(self, name: str, **params: Any) -> list[dict[str, Any]]:
         """Run a named query from the catalog with typed parameters."""
         q = named_query(name)
-        if q.lookups or q.pairs:
+        if q.lookups or q.pairs or q.counted:
             return [{k: plain(v) for k, v in r.items()} for r in self.query_table(name, **params).to_pylist()]
         bound = self._bind(q, params)
         rows = [r for piece in self._slices(q) for r in self._records(q.cypher, {**bound, **piece})]
@@ -573,27 +574,56 @@ class GraphStore(ABC):
         ``narrowing`` (a necessary condition over the query's ``narrowable`` columns, ``graph/narrowing.py``)
         keeps, inside the engine, only rows for which it may hold.
 
-        ``lookups`` holds the lookup tables (``NamedQuery.lookups``) fetched earlier in one run, by statement;
-        the store adds those it fetches, so the queries of a run that share a lookup fetch it once."""
+        ``lookups`` holds the tables fetched earlier in one run (lookups, ``NamedQuery.lookups``, and table
+        scans, ``NamedQuery.scan``), by statement; the store adds those it fetches, so the queries of a run
+        that share a lookup or a scan fetch it once."""
         q = named_query(name)
         bound = self._bind(q, params)
-        types = returned_columns(q.cypher, q, self.onto)
-        cypher, narrowed = q.statement(narrowing)
-        pieces = [self._run_arrow(cypher, {**bound, **narrowed, **piece}, types) for piece in self._slices(q, period)]
-        table = pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces, promote_options="permissive")
+        fetched = {} if lookups is None else lookups
+        if q.scan and self.dialect.scans:
+            table = self._scanned(q, period, fetched)
+        else:
+            types = returned_columns(q.cypher, q, self.onto)
+            cypher, narrowed = q.statement(narrowing)
+            pieces = [self._run_arrow(cypher, {**bound, **narrowed, **piece}, types) for piece in self._slices(q, period)]
+            table = pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces, promote_options="permissive")
         if q.lookups:
-            fetched = {} if lookups is None else lookups
             for lookup in q.lookups:
                 if lookup.cypher not in fetched:
                     fetched[lookup.cypher] = self._run_arrow(lookup.cypher, {}, returned_columns(lookup.cypher, q, self.onto))
             table = join_lookups(table, [(lookup.on, fetched[lookup.cypher], lookup.absent) for lookup in q.lookups])
         if q.pairs:
-            table = pair_rows(table, q.pairs.within, q.pairs.order, q.pairs.differ)
+            table = pair_rows(table, q.pairs.within, q.pairs.order, q.pairs.differ, q.pairs.names)
+        if q.counted:
+            table = count_distinct(table, q.counted.by, q.counted.distinct)
         for column, field_name in q.sealed.items():
             if column in table.column_names:
                 opened = pa.array(self._unseal(field_name, table.column(column).to_pylist()), pa.string())
                 table = table.set_column(table.column_names.index(column), column, opened)
         return table
+
+    def _scanned(self, q: NamedQuery, period: tuple[dt.datetime | None, dt.datetime | None] | None,
+                 fetched: dict[str, pa.Table]) -> pa.Table:
+        """The statement's rows assembled from a scan of each node table and relationship it matches
+        (``graph/scan.py``), each scan fetched once per run; the window, if any, bounded by ``period``."""
+        plan = plan_of(q.cypher)
+        since, until = period or (None, None)
+        window = {"window_from": since or dt.datetime(1, 1, 1), "window_to": until or dt.datetime(9999, 12, 31)}
+
+        def once(statement: str, params: dict[str, Any]) -> pa.Table:
+            key = f"{statement} {sorted(params.items())}" if params else statement
+            if key not in fetched:
+                fetched[key] = self._run_arrow(statement, params)
+            return fetched[key]
+
+        nodes = {}
+        for alias in plan.scanned:
+            bounded = plan.window[1] if plan.window and plan.window[0] == alias else None
+            nodes[alias] = once(self.dialect.node_scan(plan.labels[alias], plan.properties(alias), bounded),
+                                window if bounded else {})
+        hops = [once(self.dialect.edge_scan(h.edge, plan.labels[h.source], plan.labels[h.target]), {})
+                for h in plan.hops]
+        return assemble(plan, nodes, hops)
 
     def _slices(self, q: NamedQuery, period: tuple[dt.datetime | None, dt.datetime | None] | None = None,
                 ) -> list[dict[str, dt.datetime]]:

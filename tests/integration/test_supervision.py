@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from graph import GraphStore, open_graph
-from graph.catalog import named_query
+from graph.catalog import QUERIES, named_query
 from ingest.load import load_folder
 from ingest.synthetic.truth import score
 from ontology import errors
@@ -174,9 +174,10 @@ def test_a_backtest_over_a_period_reads_only_that_period(first_run, as_of: dt.da
 
 
 def test_a_period_the_engine_cannot_apply_is_applied_to_the_rows(first_run, as_of: dt.datetime) -> None:
-    # drug pairs are read whole (not sliced): the period applies to the rows
+    # notifiable diagnoses are read whole (not sliced): the period applies to the rows
     sup = Supervision(first_run[0].store, narrow=False)
-    rule = sup.rule("rx_interaction")
+    rule = sup.rule("late_infectious_disease_report")
+    assert named_query(rule.query).slice_by is None
     since, until = dt.datetime(2025, 3, 1), dt.datetime(2025, 9, 1)
     narrow = sup.backtest(rules=[rule.id], as_of=as_of, since=since, until=until).rules[0]
     every = sup.store.query_table(rule.query, **rule.params)
@@ -194,9 +195,13 @@ def test_narrowed_queries_find_what_whole_ones_find(sup_store: GraphStore, as_of
     for n, w in zip(narrowed.rules, whole.rules, strict=True):
         assert (n.rule_id, n.matched, n.findings, n.errors) == (w.rule_id, w.matched, w.findings, w.errors)
         assert sorted(x["dedup_key"] for x in n.samples) == sorted(x["dedup_key"] for x in w.samples)
+    # A query the store answers from table scans (graph/scan.py) is never narrowed: it returns every row.
+    scanned = {n.rule_id for n in narrowed.rules if named_query(sup.rule(n.rule_id).query).scan}
+    assert {"rx_supply_over_7_days", "practice_outside_scope"} <= scanned
+    assert all(n.fetched == w.fetched for n, w in zip(narrowed.rules, whole.rules, strict=True) if n.rule_id in scanned)
     fetched = {n.rule_id: (n.fetched, w.fetched) for n, w in zip(narrowed.rules, whole.rules, strict=True)
-               if named_query(sup.rule(n.rule_id).query).narrowable}
-    assert set(fetched) >= {"rx_supply_over_7_days", "rx_interaction", "rx_too_many_drugs", "appointment_abuse"}
+               if named_query(sup.rule(n.rule_id).query).narrowable and n.rule_id not in scanned}
+    assert set(fetched) >= {"appointment_abuse"}
     assert all(n < w for n, w in fetched.values()), fetched
     assert sum(n for n, _ in fetched.values()) < sum(w for _, w in fetched.values()) / 2, fetched
     assert sum(r.findings for r in narrowed.rules) >= 10  # not 0 == 0
@@ -240,6 +245,29 @@ def test_pairs_formed_outside_the_engine_are_those_formed_inside(sup_store: Grap
     assert len(sup_store._slices(named_query(name))) > 5
     sliced = sup_store.query_table(name)
     assert sorted(map(repr, sliced.to_pylist())) == sorted(map(repr, whole.to_pylist()))
+
+
+@pytest.mark.parametrize("name", sorted(name for name, q in QUERIES.items() if q.scan))
+def test_rows_assembled_from_table_scans_are_the_statements_rows(sup_store: GraphStore, name: str, as_of: dt.datetime,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """graph/scan.py: a scan-declared query gives the rows its statement gives, over the whole graph and over a
+    period, without the engine running the statement."""
+    ran: list[str] = []
+    run = sup_store._run_arrow
+    monkeypatch.setattr(sup_store, "_run_arrow", lambda statement, *a: ran.append(statement) or run(statement, *a))
+    whole = None
+    for period in (None, (as_of - dt.timedelta(days=300), as_of - dt.timedelta(days=30))):
+        ran.clear()
+        scanned = sup_store.query_table(name, period=period)
+        assert named_query(name).cypher not in ran
+        with monkeypatch.context() as statement_only:
+            statement_only.setattr(sup_store.dialect, "scans", False)
+            stated = sup_store.query_table(name, period=period)
+        assert named_query(name).cypher in ran
+        assert scanned.schema == stated.schema
+        assert sorted(map(repr, scanned.to_pylist())) == sorted(map(repr, stated.to_pylist()))
+        whole = whole or scanned.num_rows
+    assert 0 < scanned.num_rows < whole  # the period keeps some rows and not all: not 0 == 0
 
 
 def test_rules_sharing_a_query_fetch_it_once_per_run(sup_store: GraphStore, as_of: dt.datetime,

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graph.catalog import Pairs
-from graph.columnar import join_lookups, pair_rows
+from graph.catalog import Counted, Pairs
+from graph.columnar import count_distinct, join_lookups, pair_rows
 from graph.store import content_hash
 from ontology.validate import TEXT
 
@@ -157,3 +157,31 @@ def test_pairs_name_only_columns_the_rows_have() -> None:
         ["master_id", "first_at", "first_place", "second_at", "second_place"]
     with pytest.raises(ValueError, match="place"):
         pairs.columns({"master_id": "string", "at": "dateTime"})
+
+
+def test_pairs_take_the_names_asked_for() -> None:
+    rows = pa.table({"rx": ["X1", "X1", "X1"], "drug": ["b", "a", "c"], "class": ["k", "k", None]})
+    pairs = Pairs(within=("rx",), order=("drug",), names=("{}_a", "{}_b"))
+    out = pair_rows(rows, pairs.within, pairs.order, pairs.differ, pairs.names)
+    assert out.column_names == list(pairs.columns(dict.fromkeys(rows.column_names))) == \
+        ["rx", "drug_a", "class_a", "drug_b", "class_b"]
+    assert sorted((r["drug_a"], r["drug_b"], r["class_a"], r["class_b"]) for r in out.to_pylist()) == \
+        [("a", "b", "k", "k"), ("a", "c", "k", None), ("b", "c", "k", None)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=st.lists(st.tuples(st.sampled_from(["X1", "X2", None]), st.sampled_from(["E1", None]),
+                               st.sampled_from(["a", "b", "c", None])), max_size=15))
+def test_counts_group_and_count_distinct_as_cypher_does(rows: list[tuple]) -> None:
+    """``WITH rx, e, count(DISTINCT g) AS drugs``: a null key is a group of its own; a null value is not counted."""
+    table = pa.table({"rx": pa.array([r[0] for r in rows], pa.string()), "encounter": pa.array([r[1] for r in rows], pa.string()),
+                      "drug": pa.array([r[2] for r in rows], pa.string())})
+    counted = Counted(by=("rx", "encounter"), distinct={"drugs": "drug"})
+    out = count_distinct(table, counted.by, counted.distinct)
+    assert out.column_names == list(counted.columns({"rx": "string", "encounter": "string", "drug": "string"}))
+    expected: dict[tuple, set] = collections.defaultdict(set)
+    for rx, encounter, drug in rows:
+        expected[(rx, encounter)] |= {drug} - {None}
+    assert sorted((r["rx"] or "", r["encounter"] or "", r["drugs"]) for r in out.to_pylist()) == \
+        sorted((rx or "", e or "", len(drugs)) for (rx, e), drugs in expected.items())
+    assert out.schema.field("drugs").type == pa.int64()
