@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from graph.columnar import scan_connection
+from graph.columnar import query_connection
 from graph.narrowing import NARROW
 
 _STATEMENT = re.compile(r"^\s*MATCH\s+(?P<pattern>.*?)(?:\s+WHERE\s+(?P<where>.*?))?\s+RETURN\s+(?P<items>.*)$",
@@ -169,7 +169,7 @@ def assemble(plan: ScanPlan, nodes: dict[str, pa.Table], hops: list[pa.Table]) -
     select = [f'{node_names[alias]}."{prop}" AS "{column}"' for column, (alias, prop) in plan.columns.items()]
     tables = {node_names[alias]: table for alias, table in nodes.items()}
     tables |= {hop_names[hop]: table for hop, table in zip(plan.hops, hops, strict=True)}
-    con = scan_connection()
+    con = query_connection()
     for name, table in tables.items():
         con.register(name, table)
     try:
