@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from graph.columnar import Fallback
 from graph.narrowing import NARROW, Predicate, render
 from graph.scan import NotScannable, plan_of
 from ontology.errors import QueryParameterError, UnknownQuery, did_you_mean
@@ -72,8 +73,9 @@ class Lookup:
     key column ``on``, outside the engine: at 1M encounters LadybugDB took 17.2 s to join practitioners and
     institutions per encounter, the engine's rows and a DuckDB join 6.7 s.
 
-    ``on`` is a column of the statement's rows or of an earlier lookup. A row for whose key the lookup has
-    no row gets nulls, or the value ``absent`` gives for that column (a count of none is 0)."""
+    ``on`` is a column of the statement's rows or of an earlier lookup. Where the lookup has no row for a
+    row's key, or a null, the row gets null, or the value ``absent`` gives for that column: a constant (a
+    count of none is 0) or :class:`Fallback`, the value of another of the row's columns."""
 
     on: str
     cypher: str
@@ -639,19 +641,20 @@ QUERIES: dict[str, NamedQuery] = {
                WHERE rx.occurred_at >= $slice_from AND rx.occurred_at < $slice_to /*narrow*/
                RETURN rx.key AS prescription, e.key AS encounter, rx.occurred_at AS occurred_at, it.key AS item,
                       g.key AS drug, it.daily_dose AS daily_dose, it.unit AS unit, it.days_supply AS days_supply,
-                      it.exception_reason AS exception_reason, r.key AS resident, r.pregnant AS record_pregnant""",
-            columns={"birth_date": "date", "pregnant_records": "integer"},
+                      it.exception_reason AS exception_reason, r.key AS resident, r.pregnant AS record_pregnant,
+                      r.birth_date AS record_birth_date""",
+            columns={"pregnant_records": "integer"},
             slice_by=Slice("Prescription", "occurred_at", column="occurred_at"),
             scan=True,
-            # Per resident record, once: joined per item, the master index's two optional matches and the
-            # count grouped on every column took 13.6 of 26.4 s at 1.08M items (2.9 s as this lookup).
+            # The master index, per resident record and per master, once: joined per item, its two optional
+            # matches and the count grouped on every column took 13.6 of 26.4 s at 1.08M items. The master of
+            # each record is the lookup the pair queries share.
             lookups=(
-                Lookup("resident", """MATCH (r:Resident)
-                    OPTIONAL MATCH (r)<-[:link_record]-(l:PersonLink)-[:link_master]->(m:MasterPerson)
-                    WHERE l.state = 'MATCH'
-                    RETURN r.key AS resident, m.key AS master_id, coalesce(m.birth_date, r.birth_date) AS birth_date"""),
-                # Per master, only those with a pregnant record: counted per resident record in the lookup
-                # above, the count took 27.0 s of its time at 3.4M records (10M encounters).
+                _MASTER_OF_RECORD,
+                Lookup("master_id", """MATCH (m:MasterPerson) RETURN m.key AS master_id, m.birth_date AS birth_date""",
+                       absent={"birth_date": Fallback("record_birth_date")}),
+                # Per master, only those with a pregnant record: counted per resident record, the count took
+                # 27.0 s at 3.4M records (10M encounters).
                 Lookup("master_id", """MATCH (m:MasterPerson)<-[:link_master]-(o:PersonLink)-[:link_record]->(x:Resident)
                     WHERE o.state = 'MATCH' AND x.pregnant = true
                     RETURN m.key AS master_id, count(x.key) AS pregnant_records""", absent={"pregnant_records": 0}),

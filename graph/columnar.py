@@ -8,6 +8,7 @@ value.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -19,6 +20,13 @@ ARROW_TYPES = {"string": pa.string(), "integer": pa.int64(), "double": pa.float6
 """The Arrow type of each column type of the catalog (``NamedQuery.columns``) and ontology datatype."""
 
 _local = threading.local()
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """A lookup column's value where the lookup has none: the value of another column of the row."""
+
+    column: str
 
 
 def _connection(every_core: bool = False) -> duckdb.DuckDBPyConnection:
@@ -73,8 +81,9 @@ def list_contains(lists: pa.Array, members: pa.Array) -> np.ndarray:
 
 def join_lookups(rows: pa.Table, lookups: list[tuple[str, pa.Table, dict[str, Any]]]) -> pa.Table:
     """``rows`` with the columns of each lookup table joined on its key column, a column of ``rows`` or of an
-    earlier lookup (left join: a row whose key has no lookup row keeps nulls, or the lookup's ``absent``
-    values; a key with several lookup rows repeats the row, as a Cypher match would)."""
+    earlier lookup (left join: a row whose key has no lookup row, or a null, keeps nulls, or the lookup's
+    ``absent`` values: constants, or another column's value (:class:`Fallback`); a key with several lookup
+    rows repeats the row, as a Cypher match would)."""
     con = query_connection()
     names = [f"lookup{i}" for i in range(len(lookups))]
     con.register("rows", rows)
@@ -86,7 +95,10 @@ def join_lookups(rows: pa.Table, lookups: list[tuple[str, pa.Table, dict[str, An
             for c in table.column_names:
                 if c == on:
                     continue
-                if c in absent:
+                if isinstance(absent.get(c), Fallback):
+                    other = absent[c].column
+                    select.append(f'coalesce({name}."{c}", {source[other]}."{other}") AS "{c}"')
+                elif c in absent:
                     params.append(absent[c])
                     select.append(f'coalesce({name}."{c}", ${len(params)}) AS "{c}"')
                 else:

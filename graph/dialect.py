@@ -34,6 +34,7 @@ class LadybugDialect(Dialect):
     """LadybugDB (Kùzu lineage): schema-first tables, one node table per ontology table root."""
 
     name = "ladybug"
+    scans = True
     TYPES = {"string": "STRING", "integer": "INT64", "double": "DOUBLE", "boolean": "BOOLEAN",
              "date": "DATE", "dateTime": "TIMESTAMP"}
 
@@ -63,8 +64,6 @@ class LadybugDialect(Dialect):
 
     def edge_type(self, variable: str) -> str:
         return f"label({variable})"
-
-    scans = True
 
     def node_scan(self, table: str, properties: list[str], window: str | None) -> str:
         """Each node's offset in its table as ``_id``, and its properties; with a window, only nodes whose

@@ -185,3 +185,18 @@ def test_counts_group_and_count_distinct_as_cypher_does(rows: list[tuple]) -> No
     assert sorted((r["rx"] or "", r["encounter"] or "", r["drugs"]) for r in out.to_pylist()) == \
         sorted((rx or "", e or "", len(drugs)) for (rx, e), drugs in expected.items())
     assert out.schema.field("drugs").type == pa.int64()
+
+
+def test_a_lookup_may_fall_back_on_another_column_of_the_row() -> None:
+    """The master's birth date where the record has a master with one, else the record's own (coalesce)."""
+    from graph.columnar import Fallback
+
+    rows = pa.table({"item": ["I1", "I2", "I3"], "resident": ["R1", "R2", "R3"],
+                     "record_birth_date": pa.array([dt.date(1990, 1, 1), dt.date(1991, 1, 1), None], pa.date32())})
+    masters = pa.table({"resident": ["R1", "R2"], "master_id": ["M1", "M2"]})
+    births = pa.table({"master_id": ["M1", "M2"], "birth_date": pa.array([dt.date(1989, 5, 5), None], pa.date32())})
+    out = join_lookups(rows, [("resident", masters, {}),
+                              ("master_id", births, {"birth_date": Fallback("record_birth_date")})])
+    assert sorted((r["item"], r["birth_date"]) for r in out.to_pylist()) == \
+        [("I1", dt.date(1989, 5, 5)), ("I2", dt.date(1991, 1, 1)), ("I3", None)]
+    assert out.schema.field("birth_date").type == pa.date32()
