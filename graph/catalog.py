@@ -715,6 +715,7 @@ QUERIES: dict[str, NamedQuery] = {
                RETURN r.key AS resident, s.key AS stay, s.occurred_at AS admitted, s.ended_at AS discharged,
                       i.key AS institution""",
             slice_by=Slice("Encounter", "occurred_at"),
+            scan=True,
             lookups=(_MASTER_OF_RECORD,),
             pairs=Pairs(within=("master_id",), order=("admitted", "stay")),
         ),

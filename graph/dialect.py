@@ -65,11 +65,14 @@ class LadybugDialect(Dialect):
     def edge_type(self, variable: str) -> str:
         return f"label({variable})"
 
-    def node_scan(self, table: str, properties: list[str], window: str | None) -> str:
+    def node_scan(self, table: str, properties: list[str], window: str | None, required: list[str]) -> str:
         """Each node's offset in its table as ``_id``, and its properties; with a window, only nodes whose
-        ``window`` property lies in [``$window_from``, ``$window_to``)."""
-        where = f" WHERE n.`{window}` >= $window_from AND n.`{window}` < $window_to" if window else ""
-        return f"MATCH (n:{table}){where} RETURN {', '.join(['offset(id(n)) AS _id', *(f'n.`{p}` AS `{p}`' for p in properties)])}"
+        ``window`` property lies in [``$window_from``, ``$window_to``), and only those whose ``required[i]``
+        property equals ``$required_i``."""
+        where = [f"n.`{window}` >= $window_from AND n.`{window}` < $window_to"] if window else []
+        where += [f"n.`{prop}` = $required_{i}" for i, prop in enumerate(required)]
+        returned = ", ".join(["offset(id(n)) AS _id", *(f"n.`{p}` AS `{p}`" for p in properties)])
+        return f"MATCH (n:{table}){' WHERE ' + ' AND '.join(where) if where else ''} RETURN {returned}"
 
     def edge_scan(self, edge: str, source: str, target: str) -> str:
         """The source and target offsets of each relationship of one type between two tables."""

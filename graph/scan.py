@@ -9,8 +9,9 @@ table (the node's offset and the properties the query returns) and one per relat
 offsets), joined here in DuckDB as the match would join them.
 
 Only the simplest statements qualify, checked when the catalog is built (:func:`plan_of`): one MATCH of
-single-hop chains over labelled nodes, a WHERE that is at most the slice bounds on the anchor (and the
-narrowing mark, which a scan ignores: narrowing is only ever a necessary condition), and a RETURN of
+single-hop chains over labelled nodes, a WHERE that is at most the slice bounds on the anchor and
+properties equal to texts (and the narrowing mark, which a scan ignores: narrowing is only ever a
+necessary condition), and a RETURN of
 ``alias.property`` columns. The statement stays the query's definition and what every other engine runs;
 the contract tests hold the two to the same rows.
 """
@@ -31,7 +32,9 @@ _STATEMENT = re.compile(r"^\s*MATCH\s+(?P<pattern>.*?)(?:\s+WHERE\s+(?P<where>.*
 _NODE = re.compile(r"\s*\((\w+)(?::(\w+))?\)")
 _HOP = re.compile(r"\s*(<-|-)\[:(\w+)\](->|-)")
 _COLUMN = re.compile(r"(\w+)\.(\w+)")
-_WINDOW = re.compile(r"(\w+)\.(\w+)\s*>=\s*\$slice_from\s+AND\s+(\w+)\.(\w+)\s*<\s*\$slice_to")
+_FROM = re.compile(r"(\w+)\.(\w+)\s*>=\s*\$slice_from")
+_TO = re.compile(r"(\w+)\.(\w+)\s*<\s*\$slice_to")
+_EQUALS = re.compile(r"(\w+)\.(\w+)\s*=\s*'([^'\\]*)'")
 _RESERVED = re.compile(r"\b(OPTIONAL|WITH|UNWIND|CALL|UNION|ORDER|LIMIT|SKIP|DISTINCT|count|collect)\b", re.I)
 
 
@@ -53,6 +56,12 @@ class ScanPlan:
     """Returned column → (alias, property), in the statement's order."""
     window: tuple[str, str] | None
     """(alias, property) the statement bounds by ``$slice_from``/``$slice_to``, if it does."""
+    equals: tuple[tuple[str, str, str], ...] = ()
+    """(alias, property, text) the statement requires equal (``s.class = 'InpatientEncounter'``)."""
+
+    def required(self, alias: str) -> dict[str, str]:
+        """The properties of one alias the statement requires equal to a text: property → text."""
+        return {prop: text for a, prop, text in self.equals if a == alias}
 
     def properties(self, alias: str) -> list[str]:
         """The properties of one alias the rows need, each once, in the order they are returned."""
@@ -60,10 +69,11 @@ class ScanPlan:
 
     @property
     def scanned(self) -> list[str]:
-        """The aliases whose node table is scanned: those with a returned property or the window. The others
-        are joined through their relationships alone, as a match that binds a node and returns nothing of it."""
+        """The aliases whose node table is scanned: those with a returned property, the window or a required
+        value. The others are joined through their relationships alone, as a match that binds a node and
+        returns nothing of it."""
         window = self.window[0] if self.window else None
-        return [a for a in self.labels if self.properties(a) or a == window]
+        return [a for a in self.labels if self.properties(a) or a == window or self.required(a)]
 
 
 class NotScannable(ValueError):
@@ -106,13 +116,24 @@ def plan_of(cypher: str) -> ScanPlan:
     edges = [h.edge for h in hops]
     if len(set(edges)) < len(edges):  # a match binds a relationship once; joined scans would not know that
         raise NotScannable("a relationship type occurs twice")
-    window = None
+    window, equals = None, []
     where = (found["where"] or "").replace(NARROW, "").strip()
-    if where:
-        bounds = _WINDOW.fullmatch(where)
-        if not bounds or bounds.group(1, 2) != bounds.group(3, 4) or bounds[1] not in labels:
-            raise NotScannable("the WHERE clause may only bound one property by $slice_from and $slice_to")
-        window = (bounds[1], bounds[2])
+    bounds: dict[str, tuple[str, str]] = {}
+    for term in re.split(r"\s+AND\s+", where, flags=re.I) if where else []:
+        for kind, pattern in (("from", _FROM), ("to", _TO), ("equals", _EQUALS)):
+            if (matched := pattern.fullmatch(term.strip())) and matched[1] in labels:
+                if kind == "equals":
+                    equals.append(matched.groups())
+                else:
+                    bounds[kind] = matched.group(1, 2)
+                break
+        else:
+            raise NotScannable(f"the WHERE clause may only bound one property by $slice_from and $slice_to and "
+                               f"require properties equal to texts, not '{term.strip()[:40]}'")
+    if bounds:
+        if bounds.get("from") != bounds.get("to"):
+            raise NotScannable("the WHERE clause must bound one property by both $slice_from and $slice_to")
+        window = bounds["from"]
     columns: dict[str, tuple[str, str]] = {}
     for item in _items(found["items"]):
         expr, _, name = item.rpartition(" AS ")
@@ -121,7 +142,7 @@ def plan_of(cypher: str) -> ScanPlan:
         if not column or column[1] not in labels:
             raise NotScannable(f"returns '{expr}', not a property of a matched node")
         columns[name] = (column[1], column[2])
-    plan = ScanPlan(labels, tuple(hops), columns, window)
+    plan = ScanPlan(labels, tuple(hops), columns, window, tuple(equals))
     _join_order(plan)  # a pattern in pieces would be a cartesian product
     return plan
 

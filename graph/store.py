@@ -623,8 +623,10 @@ class GraphStore(ABC):
         nodes = {}
         for alias in plan.scanned:
             bounded = plan.window[1] if plan.window and plan.window[0] == alias else None
-            nodes[alias] = once(self.dialect.node_scan(plan.labels[alias], plan.properties(alias), bounded),
-                                window if bounded else {})
+            required = plan.required(alias)
+            params = (window if bounded else {}) | {f"required_{i}": text for i, text in enumerate(required.values())}
+            nodes[alias] = once(self.dialect.node_scan(plan.labels[alias], plan.properties(alias), bounded,
+                                                       list(required)), params)
         hops = [once(self.dialect.edge_scan(h.edge, plan.labels[h.source], plan.labels[h.target]), {})
                 for h in plan.hops]
         fetched[assembled] = assemble(plan, nodes, hops)

@@ -35,12 +35,22 @@ def test_a_plan_reads_aliases_hops_in_stored_direction_columns_and_window() -> N
     assert plan.properties("rx") == ["key"]
 
 
+def test_a_plan_reads_the_texts_a_statement_requires() -> None:
+    plan = plan_of("""MATCH (s:Enc)-[:of_patient]->(r:Res) WHERE s.class = 'Inpatient' AND s.at >= $slice_from
+                      AND s.at < $slice_to AND r.state = 'MATCH' RETURN s.key AS stay""")
+    assert plan.window == ("s", "at")
+    assert plan.required("s") == {"class": "Inpatient"} and plan.required("r") == {"state": "MATCH"}
+    assert plan.scanned == ["s", "r"]  # r returns nothing, but its table is scanned for the required value
+
+
 @pytest.mark.parametrize("cypher, reason", [
     ("MATCH (a:A) OPTIONAL MATCH (a)-[:r]->(b:B) RETURN a.key AS a, b.key AS b", "OPTIONAL"),
     ("MATCH (a:A)-[:r]->(b:B) WITH a, count(b) AS n RETURN a.key AS a, n", "WITH"),
     ("MATCH (a:A)-[:r]->(b:B) RETURN a.key AS a ORDER BY a", "ORDER"),
     ("MATCH (a:A {key: $key})-[:r]->(b:B) RETURN b.key AS b", "pattern"),
-    ("MATCH (a:A)-[:r]->(b:B) WHERE b.class = 'X' RETURN a.key AS a", "WHERE"),
+    ("MATCH (a:A)-[:r]->(b:B) WHERE b.class <> 'X' RETURN a.key AS a", "WHERE"),
+    ("MATCH (a:A)-[:r]->(b:B) WHERE b.class = 'X' OR b.class = 'Y' RETURN a.key AS a", "WHERE"),
+    ("MATCH (a:A)-[:r]->(b:B) WHERE a.t >= $slice_from RETURN a.key AS a", "both"),
     ("MATCH (a:A)-[:r]->(b:B) WHERE a.t >= $slice_from AND b.t < $slice_to RETURN a.key AS a", "WHERE"),
     ("MATCH (a:A)-[:r]->(b:B) RETURN a.key AS a, a.x + 1 AS y", "not a property"),
     ("MATCH (a:A)-[:r]->(b) RETURN a.key AS a", "label"),
