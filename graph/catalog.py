@@ -80,6 +80,15 @@ class Lookup:
     on: str
     cypher: str
     absent: dict[str, Any] = field(default_factory=dict)
+    scan: bool = False
+    """A store may answer the statement from table scans, as a query's (``NamedQuery.scan``)."""
+
+    def __post_init__(self) -> None:
+        if self.scan:
+            try:
+                plan_of(self.cypher)
+            except NotScannable as exc:
+                raise ValueError(f"lookup on '{self.on}' is declared scan but {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -240,7 +249,7 @@ def _parse(fn: Any, value: str, pname: str, query: str) -> Any:
 
 
 _MASTER_OF_RECORD = Lookup("resident", """MATCH (r:Resident)<-[:link_record]-(l:PersonLink)-[:link_master]->(m:MasterPerson)
-    WHERE l.state = 'MATCH' RETURN r.key AS resident, m.key AS master_id""")
+    WHERE l.state = 'MATCH' RETURN r.key AS resident, m.key AS master_id""", scan=True)
 """The master person of each linked resident record (a record the index never linked gets none)."""
 
 

@@ -581,7 +581,7 @@ class GraphStore(ABC):
         bound = self._bind(q, params)
         fetched = {} if lookups is None else lookups
         if q.scan and self.dialect.scans:
-            table = self._scanned(q, period, fetched)
+            table = self._scanned(q.cypher, period, fetched)
         else:
             types = returned_columns(q.cypher, q, self.onto)
             cypher, narrowed = q.statement(narrowing)
@@ -589,7 +589,11 @@ class GraphStore(ABC):
             table = pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces, promote_options="permissive")
         if q.lookups:
             for lookup in q.lookups:
-                if lookup.cypher not in fetched:
+                if lookup.cypher in fetched:
+                    continue
+                if lookup.scan and self.dialect.scans:
+                    fetched[lookup.cypher] = self._scanned(lookup.cypher, None, fetched)
+                else:
                     fetched[lookup.cypher] = self._run_arrow(lookup.cypher, {}, returned_columns(lookup.cypher, q, self.onto))
             table = join_lookups(table, [(lookup.on, fetched[lookup.cypher], lookup.absent) for lookup in q.lookups])
         if q.pairs:
@@ -602,15 +606,15 @@ class GraphStore(ABC):
                 table = table.set_column(table.column_names.index(column), column, opened)
         return table
 
-    def _scanned(self, q: NamedQuery, period: tuple[dt.datetime | None, dt.datetime | None] | None,
+    def _scanned(self, cypher: str, period: tuple[dt.datetime | None, dt.datetime | None] | None,
                  fetched: dict[str, pa.Table]) -> pa.Table:
         """The statement's rows assembled from a scan of each node table and relationship it matches
         (``graph/scan.py``), each scan, and the rows of each statement, fetched once per run; the window, if
         any, bounded by ``period``."""
-        plan = plan_of(q.cypher)
+        plan = plan_of(cypher)
         since, until = period or (None, None)
         window = {"window_from": since or dt.datetime(1, 1, 1), "window_to": until or dt.datetime(9999, 12, 31)}
-        assembled = f"{q.cypher} {sorted(window.items())}"  # two queries counting and pairing the same rows
+        assembled = f"{cypher} {sorted(window.items())}"  # two queries counting and pairing the same rows
         if assembled in fetched:
             return fetched[assembled]
 
