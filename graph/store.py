@@ -6,7 +6,9 @@ backend implements a few small hooks (execute a statement, bulk-insert rows, upd
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import functools
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -19,11 +21,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from graph.catalog import NamedQuery, named_query, returned_columns
+from graph.catalog import QUERIES, NamedQuery, named_query, returned_columns
 from graph.dialect import Dialect
 from graph.columnar import count_distinct, join_lookups, pair_rows, row_hashes
 from graph.narrowing import Predicate
-from graph.scan import assemble, plan_of
+from graph.scan import Hop, ScanPlan, assemble, plan_of
 from graph.protect import FieldProtector, PlainFields
 from ontology.errors import NodeNotFound, QueryParameterError, did_you_mean
 from ontology.model import Ontology
@@ -108,6 +110,30 @@ class WritePlan:
     inserts: list[tuple[str | None, str | None, Any]] = field(default_factory=list)
     updates: Any = None
     result: WriteResult = field(default_factory=WriteResult)
+
+
+def _node_scan(plan: ScanPlan, alias: str) -> tuple[str, ...]:
+    window = plan.window[1] if plan.window and plan.window[0] == alias else ""
+    return (plan.labels[alias], window, repr(plan.required(alias)), *plan.properties(alias))
+
+
+def _edge_scan(plan: ScanPlan, hop: Hop) -> tuple[str, ...]:
+    return (hop.edge, plan.labels[hop.source], plan.labels[hop.target])
+
+
+@functools.cache
+def _shared_scans() -> collections.Counter:
+    """How many of the catalog's scanned statements (queries and lookups, each once) read each scan, and
+    each statement: what is worth keeping for the rest of a run."""
+    uses: collections.Counter = collections.Counter()
+    statements = [q.cypher for q in QUERIES.values() if q.scan]
+    for cypher in statements:
+        uses[(cypher,)] += 1
+    lookups = {lookup.cypher for q in QUERIES.values() for lookup in q.lookups if lookup.scan}
+    for cypher in dict.fromkeys(statements) | dict.fromkeys(lookups):
+        plan = plan_of(cypher)
+        uses.update({_node_scan(plan, alias) for alias in plan.scanned} | {_edge_scan(plan, h) for h in plan.hops})
+    return uses
 
 
 class GraphStore(ABC):
@@ -609,20 +635,25 @@ class GraphStore(ABC):
     def _scanned(self, cypher: str, period: tuple[dt.datetime | None, dt.datetime | None] | None,
                  fetched: dict[str, pa.Table]) -> pa.Table:
         """The statement's rows assembled from a scan of each node table and relationship it matches
-        (``graph/scan.py``), each scan, and the rows of each statement, fetched once per run; the window, if
-        any, bounded by ``period``."""
+        (``graph/scan.py``), the window, if any, bounded by ``period``. A scan, or the rows of a statement,
+        that more than one scanned statement of the catalog reads is kept in ``fetched`` for the rest of the
+        run; the others are let go at once (at 10M encounters the items' rows alone take gigabytes)."""
         plan = plan_of(cypher)
         since, until = period or (None, None)
         window = {"window_from": since or dt.datetime(1, 1, 1), "window_to": until or dt.datetime(9999, 12, 31)}
-        assembled = f"{cypher} {sorted(window.items())}"  # two queries counting and pairing the same rows
+        shared = _shared_scans()
+        assembled = f"{cypher} {sorted(window.items())}"
         if assembled in fetched:
             return fetched[assembled]
 
-        def once(statement: str, params: dict[str, Any]) -> pa.Table:
+        def once(statement: str, params: dict[str, Any], scan: tuple[str, ...]) -> pa.Table:
             key = f"{statement} {sorted(params.items())}" if params else statement
-            if key not in fetched:
-                fetched[key] = self._run_arrow(statement, params)
-            return fetched[key]
+            if key in fetched:
+                return fetched[key]
+            table = self._run_arrow(statement, params)
+            if shared[scan] > 1:
+                fetched[key] = table
+            return table
 
         nodes = {}
         for alias in plan.scanned:
@@ -630,11 +661,13 @@ class GraphStore(ABC):
             required = plan.required(alias)
             params = (window if bounded else {}) | {f"required_{i}": text for i, text in enumerate(required.values())}
             nodes[alias] = once(self.dialect.node_scan(plan.labels[alias], plan.properties(alias), bounded,
-                                                       list(required)), params)
-        hops = [once(self.dialect.edge_scan(h.edge, plan.labels[h.source], plan.labels[h.target]), {})
-                for h in plan.hops]
-        fetched[assembled] = assemble(plan, nodes, hops)
-        return fetched[assembled]
+                                                       list(required)), params, _node_scan(plan, alias))
+        hops = [once(self.dialect.edge_scan(h.edge, plan.labels[h.source], plan.labels[h.target]), {},
+                     _edge_scan(plan, h)) for h in plan.hops]
+        rows = assemble(plan, nodes, hops)
+        if shared[(cypher,)] > 1:  # the drugs of each prescription, counted and paired
+            fetched[assembled] = rows
+        return rows
 
     def _slices(self, q: NamedQuery, period: tuple[dt.datetime | None, dt.datetime | None] | None = None,
                 ) -> list[dict[str, dt.datetime]]:

@@ -282,6 +282,21 @@ def test_lookups_assembled_from_table_scans_are_their_statements_rows(sup_store:
         assert rows.num_rows >= 100  # the master index is built: not 0 == 0
 
 
+def test_a_run_keeps_only_what_other_scanned_statements_read(sup_store: GraphStore) -> None:
+    """Scans and assembled rows are kept for the rest of a run only where another statement reads them."""
+    fetched: dict = {}
+    items = sup_store.query_table("prescription_items_review", lookups=fetched)
+    kept = "\n".join(fetched)
+    assert items.num_rows > 0 and "MATCH (n:PrescriptionItem)" not in kept  # read by the items alone
+    assert "MATCH (a:Encounter)-[:of_patient]->(b:Resident)" in kept  # the two pair queries read it too
+    assert named_query("prescription_items_review").cypher not in kept
+    sup_store.query_table("prescription_sizes", lookups=fetched)
+    assert named_query("prescription_sizes").cypher in "\n".join(fetched)  # the drug pairs count on it
+    before = len(fetched)
+    pairs = sup_store.query_table("prescription_drug_pairs", lookups=fetched)
+    assert pairs.num_rows > 0 and len(fetched) == before  # nothing scanned again
+
+
 def test_rules_sharing_a_query_fetch_it_once_per_run(sup_store: GraphStore, as_of: dt.datetime,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     sup = Supervision(sup_store)
