@@ -15,7 +15,7 @@ from typing import Any
 
 from graph.columnar import Fallback
 from graph.narrowing import NARROW, Predicate, render
-from graph.scan import NotScannable, plan_of
+from graph.scan import NotScannable, plan_of, return_items
 from ontology.errors import QueryParameterError, UnknownQuery, did_you_mean
 from ontology.model import Ontology
 
@@ -23,32 +23,6 @@ _PARAM_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,), "integer": (int,), "date": (dt.date,), "dateTime": (dt.datetime,),
     "strings": (list, tuple),
 }
-
-
-_RETURN = re.compile(r"\bRETURN\b(?:\s+DISTINCT\b)?(.*?)(?:\bORDER\s+BY\b|\bLIMIT\b|$)", re.S | re.I)
-
-
-def return_items(cypher: str) -> dict[str, str]:
-    """The columns of a statement's last RETURN clause, in order: column name → expression."""
-    clause = _RETURN.findall(cypher)
-    if not clause:
-        return {}
-    items, depth, current = [], 0, ""
-    for ch in clause[-1]:
-        depth += ch in "([{"
-        depth -= ch in ")]}"
-        if ch == "," and depth == 0:
-            items.append(current)
-            current = ""
-        else:
-            current += ch
-    items.append(current)
-    out: dict[str, str] = {}
-    for item in (i.strip() for i in items if i.strip()):
-        expr, _, name = item.rpartition(" AS ")
-        expr, name = (expr.strip(), name.strip()) if expr else (item, item)
-        out[name] = expr
-    return out
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import pyarrow as pa
 from graph.columnar import query_connection
 from graph.narrowing import NARROW
 
-_STATEMENT = re.compile(r"^\s*MATCH\s+(?P<pattern>.*?)(?:\s+WHERE\s+(?P<where>.*?))?\s+RETURN\s+(?P<items>.*)$",
+_STATEMENT = re.compile(r"^\s*MATCH\s+(?P<pattern>.*?)(?:\s+WHERE\s+(?P<where>.*?))?\s+RETURN\s+.*$",
                         re.S | re.I)
 _NODE = re.compile(r"\s*\((\w+)(?::(\w+))?\)")
 _HOP = re.compile(r"\s*(<-|-)\[:(\w+)\](->|-)")
@@ -74,6 +74,32 @@ class ScanPlan:
         returns nothing of it."""
         window = self.window[0] if self.window else None
         return [a for a in self.labels if self.properties(a) or a == window or self.required(a)]
+
+
+_RETURN = re.compile(r"\bRETURN\b(?:\s+DISTINCT\b)?(.*?)(?:\bORDER\s+BY\b|\bLIMIT\b|$)", re.S | re.I)
+
+
+def return_items(cypher: str) -> dict[str, str]:
+    """The columns of a statement's last RETURN clause, in order: column name → expression."""
+    clause = _RETURN.findall(cypher)
+    if not clause:
+        return {}
+    items, depth, current = [], 0, ""
+    for ch in clause[-1]:
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += ch
+    items.append(current)
+    out: dict[str, str] = {}
+    for item in (i.strip() for i in items if i.strip()):
+        expr, _, name = item.rpartition(" AS ")
+        expr, name = (expr.strip(), name.strip()) if expr else (item, item)
+        out[name] = expr
+    return out
 
 
 class NotScannable(ValueError):
@@ -135,9 +161,7 @@ def plan_of(cypher: str) -> ScanPlan:
             raise NotScannable("the WHERE clause must bound one property by both $slice_from and $slice_to")
         window = bounds["from"]
     columns: dict[str, tuple[str, str]] = {}
-    for item in _items(found["items"]):
-        expr, _, name = item.rpartition(" AS ")
-        expr, name = (expr.strip(), name.strip()) if expr else (item.strip(), item.strip())
+    for name, expr in return_items(cypher).items():
         column = _COLUMN.fullmatch(expr)
         if not column or column[1] not in labels:
             raise NotScannable(f"returns '{expr}', not a property of a matched node")
@@ -145,10 +169,6 @@ def plan_of(cypher: str) -> ScanPlan:
     plan = ScanPlan(labels, tuple(hops), columns, window, tuple(equals))
     _join_order(plan)  # a pattern in pieces would be a cartesian product
     return plan
-
-
-def _items(text: str) -> list[str]:
-    return [item for item in text.split(",") if item.strip()]
 
 
 def _join_order(plan: ScanPlan) -> tuple[str, list[Hop]]:
