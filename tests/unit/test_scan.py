@@ -21,6 +21,11 @@ _SHAPE = """MATCH (it:Item)-[:item_of]->(rx:Rx)-[:in_encounter]->(e:Enc), (it)-[
                   (e)<-[:cites]-(d:Doc)
             WHERE rx.at >= $slice_from AND rx.at < $slice_to /*narrow*/
             RETURN rx.key AS prescription, it.dose AS dose, g.key AS drug, e.key AS encounter"""
+# A relationship that closes a cycle joins two aliases already bound; the window on a leaf; a node reached
+# late that must carry a required value.
+_CYCLE = """MATCH (it:Item)-[:item_of]->(rx:Rx)-[:in_encounter]->(e:Enc), (it)-[:seen_in]->(e), (it)-[:of_drug]->(g:Drug)
+            WHERE g.at >= $slice_from AND g.at < $slice_to AND e.class = 'Inpatient'
+            RETURN it.key AS item, e.key AS encounter, g.dose AS dose"""
 
 
 def test_a_plan_reads_aliases_hops_in_stored_direction_columns_and_window() -> None:
@@ -78,14 +83,15 @@ _LABELS = {"it": "Item", "rx": "Rx", "e": "Enc", "g": "Drug", "d": "Doc"}
 
 
 def _reference(plan, sizes: dict[str, int], props: dict[str, list[int]], edges: list[list[tuple[int, int]]],
-               window: dict[str, bool]) -> collections.Counter:
+               chosen: dict[str, list[bool]]) -> collections.Counter:
     """The match, bound the slow way: every assignment of nodes to aliases, once per combination of
-    relationships joining them."""
+    relationships joining them. ``chosen[label]`` says which nodes lie in the window or hold the required
+    value, for the aliases that have one."""
     out: collections.Counter = collections.Counter()
     aliases = list(plan.labels)
     for nodes in itertools.product(*(range(sizes[plan.labels[a]]) for a in aliases)):
         bound = dict(zip(aliases, nodes, strict=True))
-        if plan.window and not window[plan.labels[plan.window[0]]][bound[plan.window[0]]]:
+        if any(not chosen[plan.labels[a]][bound[a]] for a in _filtered(plan)):
             continue
         times = 1
         for hop, pairs in zip(plan.hops, edges, strict=True):
@@ -97,13 +103,14 @@ def _reference(plan, sizes: dict[str, int], props: dict[str, list[int]], edges: 
     return out
 
 
+@pytest.mark.parametrize("shape", [_SHAPE, _CYCLE], ids=["branches", "cycle"])
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
-def test_scans_join_into_exactly_the_rows_the_match_binds(data: st.DataObject) -> None:
-    plan = plan_of(_SHAPE)
+def test_scans_join_into_exactly_the_rows_the_match_binds(shape: str, data: st.DataObject) -> None:
+    plan = plan_of(shape)
     sizes = {label: data.draw(st.integers(0, 3), label) for label in _LABELS.values()}
     props = {label: data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)) for label, n in sizes.items()}
-    window = {label: data.draw(st.lists(st.booleans(), min_size=n, max_size=n)) for label, n in sizes.items()}
+    chosen = {label: data.draw(st.lists(st.booleans(), min_size=n, max_size=n)) for label, n in sizes.items()}
     edges = []
     for hop in plan.hops:
         ends = st.tuples(st.integers(0, max(sizes[plan.labels[hop.source]] - 1, 0)),
@@ -114,7 +121,7 @@ def test_scans_join_into_exactly_the_rows_the_match_binds(data: st.DataObject) -
     nodes = {}
     for alias in plan.scanned:
         label = plan.labels[alias]
-        keep = [i for i in range(sizes[label]) if plan.window is None or alias != plan.window[0] or window[label][i]]
+        keep = [i for i in range(sizes[label]) if alias not in _filtered(plan) or chosen[label][i]]
         columns = {"_id": pa.array(keep, pa.int64())}
         for prop in plan.properties(alias):
             columns[prop] = pa.array([props[label][i] if prop == "dose" else f"{alias}{i}" for i in keep],
@@ -125,4 +132,9 @@ def test_scans_join_into_exactly_the_rows_the_match_binds(data: st.DataObject) -
     rows = assemble(plan, nodes, hops)
     assert rows.column_names == list(plan.columns)
     got = collections.Counter(tuple(r.values()) for r in rows.to_pylist())
-    assert got == _reference(plan, sizes, props, edges, window)
+    assert got == _reference(plan, sizes, props, edges, chosen)
+
+
+def _filtered(plan) -> set[str]:
+    """The aliases whose scans hold only some nodes: the window's and those with a required value."""
+    return {a for a in plan.labels if (plan.window and plan.window[0] == a) or plan.required(a)}
