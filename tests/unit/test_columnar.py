@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from graph.catalog import Counted, Pairs
-from graph.columnar import count_distinct, join_lookups, pair_rows
+from graph.columnar import Fallback, count_distinct, join_lookups, pair_rows
 from graph.store import content_hash
 from ontology.validate import TEXT
 
@@ -100,6 +100,35 @@ def test_a_lookup_joins_on_an_earlier_lookups_column_and_fills_what_it_lacks() -
     assert out.column_names == ["item", "resident", "master_id", "pregnant_records"]
     assert sorted((r["item"], r["master_id"], r["pregnant_records"]) for r in out.to_pylist()) == \
         [("I1", "M1", 2), ("I2", "M1", 2), ("I3", None, 0), ("I4", None, 0)]
+
+_KEYS = st.sampled_from(["k1", "k2", "k3", None])
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=st.lists(_KEYS, max_size=8), first=st.lists(st.tuples(_KEYS, st.sampled_from(["m1", "m2", None])), max_size=4),
+       second=st.lists(st.tuples(st.sampled_from(["m1", "m2", None]), st.sampled_from([1, 2, None])), max_size=3))
+def test_lookups_join_as_left_matches_do(rows: list, first: list, second: list) -> None:
+    """Lookups with unique keys (taken row by row) and with repeated ones (joined) give the rows a chain of
+    left matches would: every row kept, repeated per matching lookup row, a null key matching nothing, the
+    second lookup keyed by the first's column, absent values filled by a constant or from another column."""
+    table = pa.table({"row": pa.array(range(len(rows)), pa.int64()), "key": pa.array(rows, pa.string()),
+                      "own": pa.array([10 * i for i in range(len(rows))], pa.int64())})
+    masters = pa.table({"key": pa.array([k for k, _ in first], pa.string()),
+                        "master": pa.array([m for _, m in first], pa.string())})
+    values = pa.table({"master": pa.array([m for m, _ in second], pa.string()),
+                       "value": pa.array([v for _, v in second], pa.int64()),
+                       "count": pa.array([v for _, v in second], pa.int64())})
+    out = join_lookups(table, [("key", masters, {}), ("master", values, {"value": Fallback("own"), "count": 0})])
+    assert out.column_names == ["row", "key", "own", "master", "value", "count"]
+    expected = []
+    for i, key in enumerate(rows):
+        found = [m for k, m in first if key is not None and k == key] or [None]
+        for master in found:
+            hits = [v for m, v in second if master is not None and m == master] or [None]
+            expected += [(i, master, 10 * i if v is None else v, 0 if v is None else v) for v in hits]
+    assert sorted(out.select(["row", "master", "value", "count"]).to_pylist(), key=str) == \
+        sorted([dict(zip(["row", "master", "value", "count"], e, strict=True)) for e in expected], key=str)
+
 
 def _cypher_pairs(rows: list[dict], within: tuple, order: tuple, differ: tuple) -> list[tuple]:
     """Pairs by Cypher's rules, row by row: equality and order with a null are unknown, so no pair."""
@@ -189,8 +218,6 @@ def test_counts_group_and_count_distinct_as_cypher_does(rows: list[tuple]) -> No
 
 def test_a_lookup_may_fall_back_on_another_column_of_the_row() -> None:
     """The master's birth date where the record has a master with one, else the record's own (coalesce)."""
-    from graph.columnar import Fallback
-
     rows = pa.table({"item": ["I1", "I2", "I3"], "resident": ["R1", "R2", "R3"],
                      "record_birth_date": pa.array([dt.date(1990, 1, 1), dt.date(1991, 1, 1), None], pa.date32())})
     masters = pa.table({"resident": ["R1", "R2"], "master_id": ["M1", "M2"]})
