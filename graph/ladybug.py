@@ -38,6 +38,8 @@ from ontology.model import Ontology
 
 SMALL_ROWS = 64
 """Writes of at most this many rows use parameterised statements instead of COPY (see the module notes)."""
+NATIVE_CHUNK_ROWS = 1 << 20
+"""Rows per chunk of a table scan's Arrow result."""
 
 _OPEN_PATHS: set[Path] = set()
 _OPEN_LOCK = threading.Lock()
@@ -129,6 +131,19 @@ class LadybugStore(GraphStore):
                    types: dict[str, str] | None = None) -> pa.Table:
         with self._lock:
             return self._execute(statement, params).get_as_arrow()
+
+    def _scan(self, statement: str, params: dict[str, Any], never_null: bool) -> pa.Table:
+        # LadybugDB's native Arrow collector hands a scan over without converting it afterwards: half the
+        # time for 1.1M relationships (0.3 s against 0.6 s). In 0.22 it loses every null (no validity, and
+        # the values under it invented), so it only serves scans whose columns are never null, and it
+        # cannot take parameters.
+        if not never_null or params:
+            return self._run_arrow(statement, params)
+        with self._lock:
+            try:
+                return self._conn.query_as_arrow(statement, NATIVE_CHUNK_ROWS).get_as_arrow()
+            except RuntimeError as exc:
+                raise GraphError(f"{exc} — in statement: {statement[:200]}", statement=statement[:500]) from exc
 
     def _discard_connection(self) -> None:
         # After a failed statement inside an explicit transaction the next statement on the same

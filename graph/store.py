@@ -112,6 +112,10 @@ class WritePlan:
     result: WriteResult = field(default_factory=WriteResult)
 
 
+NEVER_NULL = frozenset({"key", "class"})
+"""Properties every node holds: its key and its class, both written by the store itself."""
+
+
 def _node_scan(plan: ScanPlan, alias: str) -> tuple[str, ...]:
     window = plan.window[1] if plan.window and plan.window[0] == alias else ""
     return (plan.labels[alias], window, repr(plan.required(alias)), *plan.properties(alias))
@@ -193,6 +197,11 @@ class GraphStore(ABC):
     def _records(self, statement: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Execute one statement and return its rows as dicts (engines may skip the DataFrame)."""
         return self._run(statement, params).to_dict("records")
+
+    def _scan(self, statement: str, params: dict[str, Any], never_null: bool) -> pa.Table:
+        """Run a table scan (``Dialect.node_scan``, ``Dialect.edge_scan``) and return its rows as Arrow;
+        ``never_null`` says that none of its columns can hold a null (offsets, keys, classes)."""
+        return self._run_arrow(statement, params)
 
     def _run_arrow(self, statement: str, params: dict[str, Any] | None = None,
                    types: dict[str, str] | None = None) -> pa.Table:
@@ -646,11 +655,11 @@ class GraphStore(ABC):
         if assembled in fetched:
             return fetched[assembled]
 
-        def once(statement: str, params: dict[str, Any], scan: tuple[str, ...]) -> pa.Table:
+        def once(statement: str, params: dict[str, Any], scan: tuple[str, ...], never_null: bool) -> pa.Table:
             key = f"{statement} {sorted(params.items())}" if params else statement
             if key in fetched:
                 return fetched[key]
-            table = self._run_arrow(statement, params)
+            table = self._scan(statement, params, never_null)
             if shared[scan] > 1:
                 fetched[key] = table
             return table
@@ -661,9 +670,10 @@ class GraphStore(ABC):
             required = plan.required(alias)
             params = (window if bounded else {}) | {f"required_{i}": text for i, text in enumerate(required.values())}
             nodes[alias] = once(self.dialect.node_scan(plan.labels[alias], plan.properties(alias), bounded,
-                                                       list(required)), params, _node_scan(plan, alias))
+                                                       list(required)), params, _node_scan(plan, alias),
+                                never_null=set(plan.properties(alias)) <= NEVER_NULL)
         hops = [once(self.dialect.edge_scan(h.edge, plan.labels[h.source], plan.labels[h.target]), {},
-                     _edge_scan(plan, h)) for h in plan.hops]
+                     _edge_scan(plan, h), never_null=True) for h in plan.hops]
         rows = assemble(plan, nodes, hops)
         if shared[(cypher,)] > 1:  # the drugs of each prescription, counted and paired
             fetched[assembled] = rows
