@@ -65,11 +65,15 @@ class LadybugDialect(Dialect):
     def edge_type(self, variable: str) -> str:
         return f"label({variable})"
 
-    def node_scan(self, table: str, properties: list[str], window: str | None, required: list[str]) -> str:
+    def node_scan(self, table: str, properties: list[str], window: str | None, required: list[str],
+                  bounded: bool = True) -> str:
         """Each node's offset in its table as ``_id``, and its properties; with a window, only nodes whose
-        ``window`` property lies in [``$window_from``, ``$window_to``), and only those whose ``required[i]``
-        property equals ``$required_i``."""
-        where = [f"n.`{window}` >= $window_from AND n.`{window}` < $window_to"] if window else []
+        ``window`` property lies in [``$window_from``, ``$window_to``) (or, not ``bounded``, has a value),
+        and only those whose ``required[i]`` property equals ``$required_i``."""
+        where = []
+        if window:
+            where.append(f"n.`{window}` >= $window_from AND n.`{window}` < $window_to" if bounded
+                         else f"n.`{window}` IS NOT NULL")
         where += [f"n.`{prop}` = $required_{i}" for i, prop in enumerate(required)]
         returned = ", ".join(["offset(id(n)) AS _id", *(f"n.`{p}` AS `{p}`" for p in properties)])
         return f"MATCH (n:{table}){' WHERE ' + ' AND '.join(where) if where else ''} RETURN {returned}"

@@ -650,6 +650,7 @@ class GraphStore(ABC):
         plan = plan_of(cypher)
         since, until = period or (None, None)
         window = {"window_from": since or dt.datetime(1, 1, 1), "window_to": until or dt.datetime(9999, 12, 31)}
+        bounded = since is not None or until is not None  # else every node with a value in the window's property
         shared = _shared_scans()
         assembled = f"{cypher} {sorted(window.items())}"
         if assembled in fetched:
@@ -666,12 +667,15 @@ class GraphStore(ABC):
 
         nodes = {}
         for alias in plan.scanned:
-            bounded = plan.window[1] if plan.window and plan.window[0] == alias else None
+            windowed = plan.window[1] if plan.window and plan.window[0] == alias else None
             required = plan.required(alias)
-            params = (window if bounded else {}) | {f"required_{i}": text for i, text in enumerate(required.values())}
-            nodes[alias] = once(self.dialect.node_scan(plan.labels[alias], plan.properties(alias), bounded,
-                                                       list(required)), params, _node_scan(plan, alias),
-                                never_null=set(plan.properties(alias)) <= NEVER_NULL)
+            params = (window if windowed and bounded else {}) | {f"required_{i}": text
+                                                                 for i, text in enumerate(required.values())}
+            statement = self.dialect.node_scan(plan.labels[alias], plan.properties(alias), windowed, list(required),
+                                               bounded=bounded)
+            # a window property is never null in the window's rows
+            nullable = set(plan.properties(alias)) - NEVER_NULL - {windowed}
+            nodes[alias] = once(statement, params, _node_scan(plan, alias), never_null=not nullable)
         hops = [once(self.dialect.edge_scan(h.edge, plan.labels[h.source], plan.labels[h.target]), {},
                      _edge_scan(plan, h), never_null=True) for h in plan.hops]
         rows = assemble(plan, nodes, hops)
