@@ -100,8 +100,16 @@ def _gathered(rows: pa.Table, on: str, table: pa.Table, absent: dict[str, Any]) 
     keys = table.column(on).combine_chunks().cast(rows.schema.field(on).type)
     found = pc.index_in(rows.column(on), value_set=keys, skip_nulls=True)
     for c in table.column_names:
-        if c != on:
-            rows = rows.append_column(c, _filled(table.column(c).take(found), rows, absent.get(c)))
+        if c == on:
+            continue
+        column = table.column(c)
+        if pa.types.is_list(column.type) and c not in absent:
+            # a list per row would copy a licence's subjects to each of its 10M encounters: each row points
+            # at its lookup row's list instead (a dictionary array, read as lists by DuckDB and Arrow alike)
+            taken = pa.DictionaryArray.from_arrays(found.combine_chunks(), column.combine_chunks())
+        else:
+            taken = _filled(column.take(found), rows, absent.get(c))
+        rows = rows.append_column(c, taken)
     return rows
 
 

@@ -128,8 +128,9 @@ def _column(table: pa.Table, name: str) -> _Value:
         return _Value(pc.cast(pc.cast(array, pa.date32()), pa.timestamp("us")), "time")
     if pa.types.is_boolean(kind):
         return _Value(array, "flag")
-    if (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and \
-            (pa.types.is_string(kind.value_type) or pa.types.is_large_string(kind.value_type)):
+    listed = kind.value_type if pa.types.is_dictionary(kind) else kind  # a lookup's lists (graph.columnar)
+    if (pa.types.is_list(listed) or pa.types.is_large_list(listed)) and \
+            (pa.types.is_string(listed.value_type) or pa.types.is_large_string(listed.value_type)):
         return _Value(array, "list")
     if pa.types.is_null(kind):
         return _Value(array, "null")

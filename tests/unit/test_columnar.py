@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from graph.catalog import Counted, Pairs
-from graph.columnar import Fallback, count_distinct, join_lookups, pair_rows
+from graph.columnar import Fallback, count_distinct, join_lookups, list_contains, pair_rows
 from graph.store import content_hash
 from ontology.validate import TEXT
 
@@ -88,6 +88,16 @@ def test_lookups_join_every_row_keep_the_unmatched_and_repeat_for_several() -> N
     assert got == [("E1", "L1", ["01"], "一科 first"), ("E2", "L2a", None, "二科 second"),
                    ("E2", "L2b", ["02", "03"], "二科 second"), ("E3", None, None, None)]
 
+
+
+def test_a_lookups_lists_point_at_its_rows_instead_of_being_copied_to_each_row() -> None:
+    rows = pa.table({"encounter": ["E1", "E2", "E3", "E4"], "institution": ["H1", "H2", "H1", None]})
+    subjects = pa.table({"institution": ["H1", "H2"], "subjects": pa.array([["01", "03"], None], pa.list_(pa.string()))})
+    out = join_lookups(rows, [("institution", subjects, {})])
+    assert pa.types.is_dictionary(out.schema.field("subjects").type)
+    assert out.column("subjects").to_pylist() == [["01", "03"], None, ["01", "03"], None]
+    assert list_contains(out.column("subjects").combine_chunks(), pa.array(["03", "03", "02", "01"])).tolist() == \
+        [True, False, False, False]
 
 
 def test_a_lookup_joins_on_an_earlier_lookups_column_and_fills_what_it_lacks() -> None:
