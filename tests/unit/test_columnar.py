@@ -89,7 +89,6 @@ def test_lookups_join_every_row_keep_the_unmatched_and_repeat_for_several() -> N
                    ("E2", "L2b", ["02", "03"], "二科 second"), ("E3", None, None, None)]
 
 
-
 def test_a_lookups_lists_point_at_its_rows_instead_of_being_copied_to_each_row() -> None:
     rows = pa.table({"encounter": ["E1", "E2", "E3", "E4"], "institution": ["H1", "H2", "H1", None]})
     subjects = pa.table({"institution": ["H1", "H2"], "subjects": pa.array([["01", "03"], None], pa.list_(pa.string()))})
