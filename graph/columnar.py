@@ -86,7 +86,7 @@ def join_lookups(rows: pa.Table, lookups: list[tuple[str, pa.Table, dict[str, An
     ``absent`` values: constants, or another column's value (:class:`Fallback`); a key with several lookup
     rows repeats the row, as a Cypher match would)."""
     for on, table, absent in lookups:
-        keys = table.column(on)
+        keys = plain(table.column(on))
         if pc.count_distinct(keys).as_py() == len(keys) - keys.null_count:
             rows = _gathered(rows, on, table, absent)
         else:
@@ -96,29 +96,50 @@ def join_lookups(rows: pa.Table, lookups: list[tuple[str, pa.Table, dict[str, An
 
 def _gathered(rows: pa.Table, on: str, table: pa.Table, absent: dict[str, Any]) -> pa.Table:
     """A lookup whose keys are unique, by taking its row for each row's key: the rows stay as they are (at 10M
-    encounters, DuckDB's join took most of its time returning the rows' own columns)."""
-    keys = table.column(on).combine_chunks().cast(rows.schema.field(on).type)
-    found = pc.index_in(rows.column(on), value_set=keys, skip_nulls=True)
+    encounters, DuckDB's join took most of its time returning the rows' own columns). Its texts and lists
+    reach the rows as dictionary arrays pointing at the lookup's values, not a copy per row."""
+    found = _positions(rows.column(on), plain(table.column(on)))
     for c in table.column_names:
         if c == on:
             continue
-        column = table.column(c)
-        if pa.types.is_list(column.type) and c not in absent:
-            # a list per row would copy a licence's subjects to each of its 10M encounters: each row points
-            # at its lookup row's list instead (a dictionary array, read as lists by DuckDB and Arrow alike)
-            taken = pa.DictionaryArray.from_arrays(found.combine_chunks(), column.combine_chunks())
+        column = _single(table.column(c))
+        if pa.types.is_dictionary(column.type) and c not in absent:  # a lookup assembled from scans
+            taken = pa.DictionaryArray.from_arrays(column.indices.take(found), column.dictionary)
+        elif (pa.types.is_string(column.type) or pa.types.is_list(column.type)) and c not in absent:
+            taken = pa.DictionaryArray.from_arrays(found, column)
         else:
-            taken = _filled(column.take(found), rows, absent.get(c))
+            taken = _filled(plain(column).take(found), rows, absent.get(c))
         rows = rows.append_column(c, taken)
     return rows
+
+
+def _single(column: pa.ChunkedArray) -> pa.Array:
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
+def _positions(keys: pa.ChunkedArray, lookup: pa.ChunkedArray) -> pa.Array:
+    """The position in ``lookup`` (unique values) of each key, null where it has none or the key is null;
+    for dictionary-encoded keys, each distinct value is looked up once."""
+    keys, lookup = _single(keys), _single(lookup)
+    if pa.types.is_dictionary(keys.type):
+        of_value = pc.index_in(keys.dictionary, value_set=lookup.cast(keys.type.value_type), skip_nulls=True)
+        return of_value.take(keys.indices)
+    return pc.index_in(keys, value_set=lookup.cast(keys.type), skip_nulls=True)
 
 
 def _filled(column: pa.ChunkedArray, rows: pa.Table, absent: Any) -> pa.ChunkedArray:
     if absent is None:
         return column
     if isinstance(absent, Fallback):
-        return pc.coalesce(column, rows.column(absent.column))
+        return pc.coalesce(column, plain(rows.column(absent.column)))
     return pc.coalesce(column, pa.scalar(absent, column.type))
+
+
+def plain(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """A column with its dictionary encoding undone (texts and lists that rows point at), else as it is."""
+    if pa.types.is_dictionary(column.type):
+        return column.cast(column.type.value_type)
+    return column
 
 
 def _joined(rows: pa.Table, on: str, table: pa.Table, absent: dict[str, Any]) -> pa.Table:

@@ -215,8 +215,17 @@ def assemble(plan: ScanPlan, nodes: dict[str, pa.Table], hops: list[pa.Table]) -
             keep = _place_of(places[far], reached) >= 0 if far in places else None
         if keep is not None and not keep.all():
             bound = {alias: offsets[keep] for alias, offsets in bound.items()}
-    return pa.table({column: nodes[alias].column(prop).take(_place_of(places[alias], bound[alias]))
+    return pa.table({column: _taken(nodes[alias].column(prop), _place_of(places[alias], bound[alias]))
                      for column, (alias, prop) in plan.columns.items()})
+
+
+def _taken(values: pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
+    """A scan's column at the given rows. Texts and lists stay in the scan: the rows point at them (a
+    dictionary array), since copying a text per row cost most of the assembly at 10M rows, and most of them
+    (keys, names) are only read for the few rows a rule keeps."""
+    if pa.types.is_string(values.type) or pa.types.is_list(values.type):
+        return pa.DictionaryArray.from_arrays(pa.array(rows, pa.int32()), values.combine_chunks())
+    return values.take(rows)
 
 
 def _offsets(table: pa.Table, column: str) -> np.ndarray:

@@ -111,6 +111,8 @@ def _in_scope(rule: Rule, table: pa.Table, since: dt.datetime | None, until: dt.
 def _column(table: pa.Table, name: str) -> _Value:
     array = table.column(name)
     array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    if pa.types.is_dictionary(array.type) and not pa.types.is_list(array.type.value_type):
+        array = array.dictionary_decode()  # texts the rows point at (graph/scan.py); lists stay pointed at
     kind = array.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return _Value(array, "str")

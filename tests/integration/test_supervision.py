@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from graph import GraphStore, open_graph
@@ -247,6 +248,11 @@ def test_pairs_formed_outside_the_engine_are_those_formed_inside(sup_store: Grap
     assert sorted(map(repr, sliced.to_pylist())) == sorted(map(repr, whole.to_pylist()))
 
 
+def _plain_schema(table: pa.Table) -> pa.Schema:
+    return pa.schema([pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+                      for f in table.schema])
+
+
 @pytest.mark.parametrize("name", sorted(name for name, q in QUERIES.items() if q.scan))
 def test_rows_assembled_from_table_scans_are_the_statements_rows(sup_store: GraphStore, name: str, as_of: dt.datetime,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
@@ -264,7 +270,7 @@ def test_rows_assembled_from_table_scans_are_the_statements_rows(sup_store: Grap
             statement_only.setattr(sup_store.dialect, "scans", False)
             stated = sup_store.query_table(name, period=period)
         assert named_query(name).cypher in ran
-        assert scanned.schema == stated.schema
+        assert _plain_schema(scanned) == _plain_schema(stated)  # texts may be dictionary-encoded on either side
         assert sorted(map(repr, scanned.to_pylist())) == sorted(map(repr, stated.to_pylist()))
         whole = whole or scanned.num_rows
     assert 0 < scanned.num_rows < whole  # the period keeps some rows and not all: not 0 == 0
@@ -277,7 +283,7 @@ def test_lookups_assembled_from_table_scans_are_their_statements_rows(sup_store:
     for cypher in scanned:
         rows = sup_store._scanned(cypher, None, {})
         stated = sup_store._run_arrow(cypher)
-        assert rows.schema == stated.schema
+        assert _plain_schema(rows) == _plain_schema(stated)
         assert sorted(map(repr, rows.to_pylist())) == sorted(map(repr, stated.to_pylist()))
         assert rows.num_rows >= 100  # the master index is built: not 0 == 0
 

@@ -115,15 +115,18 @@ _KEYS = st.sampled_from(["k1", "k2", "k3", None])
 
 @settings(max_examples=150, deadline=None)
 @given(rows=st.lists(_KEYS, max_size=8), first=st.lists(st.tuples(_KEYS, st.sampled_from(["m1", "m2", None])), max_size=4),
-       second=st.lists(st.tuples(st.sampled_from(["m1", "m2", None]), st.sampled_from([1, 2, None])), max_size=3))
-def test_lookups_join_as_left_matches_do(rows: list, first: list, second: list) -> None:
+       second=st.lists(st.tuples(st.sampled_from(["m1", "m2", None]), st.sampled_from([1, 2, None])), max_size=3),
+       encoded=st.booleans())
+def test_lookups_join_as_left_matches_do(rows: list, first: list, second: list, encoded: bool) -> None:
     """Lookups with unique keys (taken row by row) and with repeated ones (joined) give the rows a chain of
     left matches would: every row kept, repeated per matching lookup row, a null key matching nothing, the
-    second lookup keyed by the first's column, absent values filled by a constant or from another column."""
-    table = pa.table({"row": pa.array(range(len(rows)), pa.int64()), "key": pa.array(rows, pa.string()),
+    second lookup keyed by the first's column, absent values filled by a constant or from another column;
+    texts plain or dictionary-encoded (assembled from scans)."""
+    text = (lambda values: pa.array(values, pa.string()).dictionary_encode()) if encoded else \
+        (lambda values: pa.array(values, pa.string()))
+    table = pa.table({"row": pa.array(range(len(rows)), pa.int64()), "key": text(rows),
                       "own": pa.array([10 * i for i in range(len(rows))], pa.int64())})
-    masters = pa.table({"key": pa.array([k for k, _ in first], pa.string()),
-                        "master": pa.array([m for _, m in first], pa.string())})
+    masters = pa.table({"key": text([k for k, _ in first]), "master": text([m for _, m in first])})
     values = pa.table({"master": pa.array([m for m, _ in second], pa.string()),
                        "value": pa.array([v for _, v in second], pa.int64()),
                        "count": pa.array([v for _, v in second], pa.int64())})
