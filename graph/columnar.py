@@ -86,19 +86,15 @@ def join_lookups(rows: pa.Table, lookups: list[tuple[str, pa.Table, dict[str, An
     ``absent`` values: constants, or another column's value (:class:`Fallback`); a key with several lookup
     rows repeats the row, as a Cypher match would)."""
     for on, table, absent in lookups:
-        keys = plain(table.column(on))
-        if pc.count_distinct(keys).as_py() == len(keys) - keys.null_count:
-            rows = _gathered(rows, on, table, absent)
-        else:
-            rows = _joined(rows, on, table, absent)
+        found = _unique_positions(rows.column(on), table.column(on))
+        rows = _joined(rows, on, table, absent) if found is None else _gathered(rows, found, on, table, absent)
     return rows
 
 
-def _gathered(rows: pa.Table, on: str, table: pa.Table, absent: dict[str, Any]) -> pa.Table:
-    """A lookup whose keys are unique, by taking its row for each row's key: the rows stay as they are (at 10M
-    encounters, DuckDB's join took most of its time returning the rows' own columns). Its texts and lists
-    reach the rows as dictionary arrays pointing at the lookup's values, not a copy per row."""
-    found = _positions(rows.column(on), plain(table.column(on)))
+def _gathered(rows: pa.Table, found: pa.Array, on: str, table: pa.Table, absent: dict[str, Any]) -> pa.Table:
+    """A lookup whose keys are unique, by taking its row (``found``) for each row: the rows stay as they are
+    (at 10M encounters, DuckDB's join took most of its time returning the rows' own columns). Its texts and
+    lists reach the rows as dictionary arrays pointing at the lookup's values, not a copy per row."""
     for c in table.column_names:
         if c == on:
             continue
@@ -117,14 +113,40 @@ def _single(column: pa.ChunkedArray) -> pa.Array:
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
-def _positions(keys: pa.ChunkedArray, lookup: pa.ChunkedArray) -> pa.Array:
-    """The position in ``lookup`` (unique values) of each key, null where it has none or the key is null;
-    for dictionary-encoded keys, each distinct value is looked up once."""
+def _unique_positions(keys: pa.ChunkedArray, lookup: pa.ChunkedArray) -> pa.Array | None:
+    """The row of ``lookup`` holding each key's value (null where none does, or the key is null), or None
+    when the lookup holds a value more than once."""
     keys, lookup = _single(keys), _single(lookup)
-    if pa.types.is_dictionary(keys.type):
-        of_value = pc.index_in(keys.dictionary, value_set=lookup.cast(keys.type.value_type), skip_nulls=True)
-        return of_value.take(keys.indices)
-    return pc.index_in(keys, value_set=lookup.cast(keys.type), skip_nulls=True)
+    if _same_values(keys, lookup):
+        # both point at one scan's keys (the resident of each item and of each master link): positions in
+        # it are the values, so no text is hashed
+        at = lookup.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        held = np.asarray(lookup.indices.is_valid(), dtype=bool)
+        if np.bincount(at[held], minlength=1).max() > 1:
+            return None
+        row_of = np.full(len(lookup.dictionary), -1, np.int64)
+        row_of[at[held]] = np.flatnonzero(held)
+        wanted = keys.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        found = row_of[wanted]
+        return pa.array(found.astype(np.int32), mask=(found < 0) | ~np.asarray(keys.indices.is_valid(), dtype=bool))
+    values = plain(lookup)
+    if pc.count_distinct(values).as_py() != len(values) - values.null_count:
+        return None
+    if pa.types.is_dictionary(keys.type):  # each distinct value looked up once
+        return pc.index_in(keys.dictionary, value_set=values.cast(keys.type.value_type), skip_nulls=True
+                           ).take(keys.indices)
+    return pc.index_in(keys, value_set=values.cast(keys.type), skip_nulls=True)
+
+
+def _same_values(keys: pa.Array, lookup: pa.Array) -> bool:
+    """Whether both are dictionary arrays over the very same values, each value once (a node table's keys)."""
+    if not (pa.types.is_dictionary(keys.type) and pa.types.is_dictionary(lookup.type)):
+        return False
+    a, b = keys.dictionary, lookup.dictionary
+    if len(a) != len(b) or a.offset != b.offset or a.type != b.type or \
+            [x and x.address for x in a.buffers()] != [x and x.address for x in b.buffers()]:
+        return False
+    return pc.count_distinct(a).as_py() == len(a) - a.null_count
 
 
 def _filled(column: pa.ChunkedArray, rows: pa.Table, absent: Any) -> pa.ChunkedArray:

@@ -201,6 +201,10 @@ def assemble(plan: ScanPlan, nodes: dict[str, pa.Table], hops: list[pa.Table]) -
     ends = {hop: (_offsets(table, "source"), _offsets(table, "target"))
             for hop, table in zip(plan.hops, hops, strict=True)}
     places = {alias: _places(_offsets(table, "_id")) for alias, table in nodes.items()}
+    # a scan of every node of its table (no window, no required value) filters nothing; in offset order, as
+    # most come, its rows are the offsets
+    whole = {alias for alias in nodes if not plan.required(alias) and not (plan.window and plan.window[0] == alias)}
+    in_order = {alias for alias in whole if np.array_equal(_offsets(nodes[alias], "_id"), np.arange(len(places[alias])))}
     bound = {start: _offsets(nodes[start], "_id")}  # the start is scanned: it is the window's or a returned alias
     for hop in order:
         near, far = (hop.source, hop.target) if hop.source in bound else (hop.target, hop.source)
@@ -212,10 +216,11 @@ def assemble(plan: ScanPlan, nodes: dict[str, pa.Table], hops: list[pa.Table]) -
             keep = bound[far] == reached
         else:
             bound[far] = reached
-            keep = _place_of(places[far], reached) >= 0 if far in places else None
+            keep = _place_of(places[far], reached) >= 0 if far in places and far not in whole else None
         if keep is not None and not keep.all():
             bound = {alias: offsets[keep] for alias, offsets in bound.items()}
-    return pa.table({column: _taken(nodes[alias].column(prop), _place_of(places[alias], bound[alias]))
+    rows = {alias: bound[alias] if alias in in_order else _place_of(places[alias], bound[alias]) for alias in nodes}
+    return pa.table({column: _taken(nodes[alias].column(prop), rows[alias])
                      for column, (alias, prop) in plan.columns.items()})
 
 
@@ -224,7 +229,9 @@ def _taken(values: pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
     dictionary array), since copying a text per row cost most of the assembly at 10M rows, and most of them
     (keys, names) are only read for the few rows a rule keeps."""
     if pa.types.is_string(values.type) or pa.types.is_list(values.type):
-        return pa.DictionaryArray.from_arrays(pa.array(rows, pa.int32()), values.combine_chunks())
+        # one chunk is pointed at as it is: rows of every statement share the scan's values (graph.columnar)
+        values = values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
+        return pa.DictionaryArray.from_arrays(pa.array(rows, pa.int32()), values)
     return values.take(rows)
 
 

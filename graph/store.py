@@ -660,7 +660,7 @@ class GraphStore(ABC):
             key = f"{statement} {sorted(params.items())}" if params else statement
             if key in fetched:
                 return fetched[key]
-            table = self._scan(statement, params, never_null)
+            table = self._scan(statement, params, never_null).combine_chunks()  # one chunk: see graph/scan._taken
             if shared[scan] > 1:
                 fetched[key] = table
             return table

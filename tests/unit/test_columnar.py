@@ -122,11 +122,18 @@ def test_lookups_join_as_left_matches_do(rows: list, first: list, second: list, 
     left matches would: every row kept, repeated per matching lookup row, a null key matching nothing, the
     second lookup keyed by the first's column, absent values filled by a constant or from another column;
     texts plain or dictionary-encoded (assembled from scans)."""
-    text = (lambda values: pa.array(values, pa.string()).dictionary_encode()) if encoded else \
-        (lambda values: pa.array(values, pa.string()))
-    table = pa.table({"row": pa.array(range(len(rows)), pa.int64()), "key": text(rows),
+    keys = pa.array(["k1", "k2", "k3"])  # one scan's keys, pointed at by both the rows and the lookup
+
+    def key(values: list) -> pa.Array:
+        if not encoded:
+            return pa.array(values, pa.string())
+        return pa.DictionaryArray.from_arrays(pa.array([None if v is None else int(v[1]) - 1 for v in values],
+                                                       pa.int32()), keys)
+
+    table = pa.table({"row": pa.array(range(len(rows)), pa.int64()), "key": key(rows),
                       "own": pa.array([10 * i for i in range(len(rows))], pa.int64())})
-    masters = pa.table({"key": text([k for k, _ in first]), "master": text([m for _, m in first])})
+    master = pa.array([m for _, m in first], pa.string())
+    masters = pa.table({"key": key([k for k, _ in first]), "master": master.dictionary_encode() if encoded else master})
     values = pa.table({"master": pa.array([m for m, _ in second], pa.string()),
                        "value": pa.array([v for _, v in second], pa.int64()),
                        "count": pa.array([v for _, v in second], pa.int64())})

@@ -122,6 +122,7 @@ def test_scans_join_into_exactly_the_rows_the_match_binds(shape: str, data: st.D
     for alias in plan.scanned:
         label = plan.labels[alias]
         keep = [i for i in range(sizes[label]) if alias not in _filtered(plan) or chosen[label][i]]
+        keep = data.draw(st.permutations(keep))  # scans come in any order
         columns = {"_id": pa.array(keep, pa.int64())}
         for prop in plan.properties(alias):
             columns[prop] = pa.array([props[label][i] if prop == "dose" else f"{alias}{i}" for i in keep],
