@@ -104,7 +104,7 @@ def _gathered(rows: pa.Table, found: pa.Array, on: str, table: pa.Table, absent:
         elif (pa.types.is_string(column.type) or pa.types.is_list(column.type)) and c not in absent:
             taken = pa.DictionaryArray.from_arrays(found, column)
         else:
-            taken = _filled(plain(column).take(found), rows, absent.get(c))
+            taken = _filled(_plain(column).take(found), rows, absent.get(c))
         rows = rows.append_column(c, taken)
     return rows
 
@@ -129,7 +129,7 @@ def _unique_positions(keys: pa.ChunkedArray, lookup: pa.ChunkedArray) -> pa.Arra
         wanted = keys.indices.fill_null(0).to_numpy(zero_copy_only=False)
         found = row_of[wanted]
         return pa.array(found.astype(np.int32), mask=(found < 0) | ~np.asarray(keys.indices.is_valid(), dtype=bool))
-    values = plain(lookup)
+    values = _plain(lookup)
     if pc.count_distinct(values).as_py() != len(values) - values.null_count:
         return None
     if pa.types.is_dictionary(keys.type):  # each distinct value looked up once
@@ -153,11 +153,11 @@ def _filled(column: pa.ChunkedArray, rows: pa.Table, absent: Any) -> pa.ChunkedA
     if absent is None:
         return column
     if isinstance(absent, Fallback):
-        return pc.coalesce(column, plain(rows.column(absent.column)))
+        return pc.coalesce(column, _plain(rows.column(absent.column)))
     return pc.coalesce(column, pa.scalar(absent, column.type))
 
 
-def plain(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+def _plain(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     """A column with its dictionary encoding undone (texts and lists that rows point at), else as it is."""
     if pa.types.is_dictionary(column.type):
         return column.cast(column.type.value_type)

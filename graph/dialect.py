@@ -81,7 +81,7 @@ class LadybugDialect(Dialect):
     def edge_scan(self, edge: str, source: str, target: str) -> str:
         """The source and target offsets of each relationship of one type between two tables."""
         # The constant column is for LadybugDB 0.22's native Arrow path, which returns no rows for a result
-        # of node offsets alone (tests/integration/test_ladybug_native.py pins both faults it works around).
+        # of node offsets alone (tests/unit/test_ladybug_native.py pins both faults the store works around).
         return (f"MATCH (a:{source})-[:{edge}]->(b:{target}) "
                 f"RETURN offset(id(a)) AS source, offset(id(b)) AS target, 1 AS relationships")
 

@@ -6,7 +6,7 @@ joins, not finding them: at 1M encounters the practice statement took 2.3 s, whi
 columns took 0.4 s and each of its relationships, as pairs of node offsets, 0.15 s. A query declared
 ``scan=True`` (``graph.catalog.NamedQuery``) may therefore be answered by a store from one scan per node
 table (the node's offset and the properties the query returns) and one per relationship (pairs of
-offsets), joined here in DuckDB as the match would join them.
+offsets), joined here as the match would join them, by indexing arrays of offsets (:func:`assemble`).
 
 Only the simplest statements qualify, checked when the catalog is built (:func:`plan_of`): one MATCH of
 single-hop chains over labelled nodes, a WHERE that is at most the slice bounds on the anchor and
