@@ -98,7 +98,7 @@ def _gathered(rows: pa.Table, found: pa.Array, on: str, table: pa.Table, absent:
     for c in table.column_names:
         if c == on:
             continue
-        column = _single(table.column(c))
+        column = one_chunk(table.column(c))
         if pa.types.is_dictionary(column.type) and c not in absent:  # a lookup assembled from scans
             taken = pa.DictionaryArray.from_arrays(column.indices.take(found), column.dictionary)
         elif (pa.types.is_string(column.type) or pa.types.is_list(column.type)) and c not in absent:
@@ -109,14 +109,16 @@ def _gathered(rows: pa.Table, found: pa.Array, on: str, table: pa.Table, absent:
     return rows
 
 
-def _single(column: pa.ChunkedArray) -> pa.Array:
+def one_chunk(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array: its only chunk as it is (no copy, so arrays pointing at it share it), else
+    its chunks joined."""
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _unique_positions(keys: pa.ChunkedArray, lookup: pa.ChunkedArray) -> pa.Array | None:
     """The row of ``lookup`` holding each key's value (null where none does, or the key is null), or None
     when the lookup holds a value more than once."""
-    keys, lookup = _single(keys), _single(lookup)
+    keys, lookup = one_chunk(keys), one_chunk(lookup)
     if _same_values(keys, lookup):
         # both point at one scan's keys (the resident of each item and of each master link): positions in
         # it are the values, so no text is hashed

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from graph.columnar import one_chunk
 from graph.narrowing import NARROW
 
 _STATEMENT = re.compile(r"^\s*MATCH\s+(?P<pattern>.*?)(?:\s+WHERE\s+(?P<where>.*?))?\s+RETURN\s+.*$",
@@ -229,9 +230,8 @@ def _taken(values: pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
     dictionary array), since copying a text per row cost most of the assembly at 10M rows, and most of them
     (keys, names) are only read for the few rows a rule keeps."""
     if pa.types.is_string(values.type) or pa.types.is_list(values.type):
-        # one chunk is pointed at as it is: rows of every statement share the scan's values (graph.columnar)
-        values = values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
-        return pa.DictionaryArray.from_arrays(pa.array(rows, pa.int32()), values)
+        # rows of every statement that reads the scan share its values (graph.columnar matches lookups on them)
+        return pa.DictionaryArray.from_arrays(pa.array(rows, pa.int32()), one_chunk(values))
     return values.take(rows)
 
 
