@@ -46,11 +46,13 @@ class Neo4jStore(GraphStore):
     dialect = Neo4jDialect()
 
     def __init__(self, uri: str, onto: Ontology, *, auth: tuple[str, str] | None = None,
-                 database: str = "neo4j", protector: FieldProtector | None = None) -> None:
+                 database: str = "neo4j", protector: FieldProtector | None = None, index_wait_s: float = 300) -> None:
+        """``index_wait_s``: how long opening waits for the ontology's indexes to come online (a bulk-imported
+        database of 10M encounters builds them when it is first opened)."""
         if neo4j is None:
             raise GraphError("the neo4j engine needs the driver: pip install 'healthgraph[neo4j]'")
         super().__init__(onto, protector)
-        self.uri, self.database = uri, database
+        self.uri, self.database, self.index_wait_s = uri, database, index_wait_s
         self._driver = neo4j.GraphDatabase.driver(uri, auth=auth, notifications_min_severity="OFF")
         try:
             self._driver.verify_connectivity()
@@ -166,7 +168,7 @@ class Neo4jStore(GraphStore):
         with self._write_lock:
             for stmt in self.dialect.schema_statements(self.onto):
                 self._run(stmt)
-            self._run("CALL db.awaitIndexes(300)")
+            self._run("CALL db.awaitIndexes($seconds)", {"seconds": int(self.index_wait_s)})
 
     def empty_tables(self) -> frozenset[str]:
         # One statement of counts, each answered by Neo4j's count store in constant time.

@@ -550,6 +550,18 @@ class GraphStore(ABC):
                        "RETURN a.key AS src, b.key AS dst")
         return df.astype("string") if len(df) else pd.DataFrame({"src": [], "dst": []}, dtype="string")
 
+    def stored_nodes(self, table: str) -> pa.Table:
+        """Every node of a table as stored, for copying the graph into another engine: key, class and
+        each of the table's properties, sealed ones still sealed (nothing is opened here)."""
+        names = ["key", "class", *self.onto.table_properties(self._table(table))]
+        return self._run_arrow(f"MATCH (n:{self._table(table)}) RETURN {', '.join(f'n.{c} AS {c}' for c in names)}")
+
+    def stored_edges(self, edge: str, src_table: str, dst_table: str) -> pa.Table:
+        """Every relationship of one type between two tables as stored: source key, target key, batch."""
+        self.onto.edge(edge)
+        return self._run_arrow(f"MATCH (a:{self._table(src_table)})-[e:{edge}]->(b:{self._table(dst_table)}) "
+                               "RETURN a.key AS source, b.key AS target, e.batch_id AS batch_id")
+
     def get(self, cls: str, key: str) -> dict[str, Any]:
         """The node of class ``cls`` (or a subclass) with this key; raises NodeNotFound."""
         table = self._table(cls)

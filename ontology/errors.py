@@ -29,7 +29,8 @@ the message says what went wrong, where, the valid options and a fix.
     │   ├── TransactionFailed              HG-0204
     │   ├── NodeNotFound                   HG-0205
     │   ├── GraphUnavailable               HG-0206  (retryable) a graph server cannot be reached
-    │   └── SchemaMismatch                 HG-0207  a stored table holds a column the ontology no longer declares, or another type
+    │   ├── SchemaMismatch                 HG-0207  a stored table holds a column the ontology no longer declares, or another type
+    │   └── GraphCopyFailed                HG-0208  a graph could not be copied into another engine's bulk importer
     ├── IngestError                        HG-03xx  reading and loading inputs
     │   ├── InputFormatError               HG-0301
     │   └── ReconciliationError            HG-0302
@@ -259,6 +260,12 @@ class GraphUnavailable(GraphError):
 class SchemaMismatch(GraphError):
     code = "HG-0207"
     title = "图结构与本体不符 stored schema differs from the ontology"
+    http_status = 500
+
+
+class GraphCopyFailed(GraphError):
+    code = "HG-0208"
+    title = "图复制失败 graph copy failed"
     http_status = 500
 
 

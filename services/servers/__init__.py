@@ -9,7 +9,10 @@ whole process group::
     healthgraph services status
     healthgraph services stop
 
-Without Java or Maven, ``start`` raises ``ServerUnavailable`` (HG-0501) saying what is missing.
+Without Java or Maven, ``start`` raises ``ServerUnavailable`` (HG-0402) saying what is missing.
+
+``copy_graph_to_neo4j`` fills a Neo4j run folder with a copy of another graph through Neo4j's offline
+bulk importer, from the same jars (``healthgraph services copy-to-neo4j``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -26,9 +30,14 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ontology.check import find_java
-from ontology.errors import ServerUnavailable
+from ontology.errors import GraphCopyFailed, ServerUnavailable
+
+if TYPE_CHECKING:
+    from graph import GraphStore
+    from graph.neo4j_import import ImportFiles
 
 HERE = Path(__file__).parent
 CLASSPATH_CACHE = Path.home() / ".cache" / "healthgraph" / "servers"
@@ -259,3 +268,101 @@ def _proc_state(pid: int) -> str:
 
 def _forget(home: Path) -> None:
     (home / "server.json").unlink(missing_ok=True)
+
+
+@dataclass
+class GraphCopy:
+    """A graph copied into a Neo4j run folder: rows per table and relationship type, the seconds of
+    each step, and the server left running on the copy."""
+
+    rows: dict[str, int]
+    nodes: int
+    relationships: int
+    export_s: float
+    import_s: float
+    schema_s: float
+    server: Server
+
+    @property
+    def seconds(self) -> float:
+        return self.export_s + self.import_s + self.schema_s
+
+
+def copy_graph_to_neo4j(store: GraphStore, home: Path, *, port: int | None = None, heap_mib: int | None = None,
+                        page_cache_mib: int | None = None, index_wait_s: float = 4 * 3600,
+                        progress: Any = None) -> GraphCopy:
+    """Replace the database of the Neo4j run folder ``home`` with a copy of ``store``, then start the server
+    on it and create the ontology's constraints and indexes (waiting up to ``index_wait_s`` for them).
+
+    Three steps: the store's tables and relationships as the importer's CSV files (``home/import``,
+    removed afterwards; ``progress(name, rows)`` after each), ``import_neo4j``, and the first open. The
+    server must not be running from ``home``. Raises GraphCopyFailed (HG-0208) or ServerUnavailable (HG-0402).
+    """
+    from graph.neo4j import Neo4jStore
+    from graph.neo4j_import import write_import_files
+
+    home = home.resolve()
+    if status("neo4j", home) is not None:
+        raise GraphCopyFailed(f"Neo4j is running from {home}: stop it first (healthgraph services stop neo4j)",
+                              home=str(home))
+    work = home / "import"
+    t = time.perf_counter()
+    try:
+        files = write_import_files(store, work, progress)
+        export_s = time.perf_counter() - t
+        t = time.perf_counter()
+        import_neo4j(home, files)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    import_s = time.perf_counter() - t
+    t = time.perf_counter()
+    server = start("neo4j", home, port=port, heap_mib=heap_mib, page_cache_mib=page_cache_mib)
+    try:
+        Neo4jStore(server.url, store.onto, index_wait_s=index_wait_s).close()
+    except BaseException:
+        stop("neo4j", home)
+        raise
+    return GraphCopy(dict(files.rows), files.node_count, files.relationship_count, export_s, import_s,
+                     time.perf_counter() - t, server)
+
+
+def import_neo4j(home: Path, files: ImportFiles, *, cache: Path | None = None, heap_mib: int = 2048,
+                 timeout: float = 4 * 3600) -> tuple[int, int]:
+    """Replace the database of the (stopped) Neo4j run folder ``home`` with ``files`` through
+    ``neo4j-admin database import full``; returns the nodes and relationships imported.
+
+    The importer's output is kept in ``home/import.log``. Raises GraphCopyFailed when it fails or imports
+    other counts than the files hold (nothing is skipped silently).
+    """
+    kind = KINDS["neo4j"]
+    java = find_java(kind.java_major)
+    if java is None:
+        raise ServerUnavailable(requirements("neo4j") or "neo4j", server="neo4j")
+    cp = classpath(kind, cache or CLASSPATH_CACHE)
+    conf = home / "conf"  # the importer reads its settings from here: none beyond the defaults
+    conf.mkdir(parents=True, exist_ok=True)
+    (home / "data").mkdir(exist_ok=True)
+    (conf / "neo4j.conf").touch()
+    # The launcher makes home/data the DBMS's home, whose databases live under home/data/data.
+    env = {**os.environ, "NEO4J_HOME": str(home / "data"), "NEO4J_CONF": str(conf)}
+    command = [java, f"-Xmx{heap_mib}m", "-cp", cp, "org.neo4j.cli.AdminTool", "database", "import", "full",
+               "neo4j", "--overwrite-destination=true", f"--report-file={home / 'import.report'}",
+               *files.arguments()]
+    log = home / "import.log"
+    with open(log, "wb") as out:
+        proc = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              timeout=timeout, check=False)
+    text = log.read_text(encoding="utf-8", errors="replace")
+    imported = _imported(text)
+    expected = (files.node_count, files.relationship_count)
+    if proc.returncode != 0 or imported != expected:
+        tail = "\n".join(text.splitlines()[-30:])
+        raise GraphCopyFailed(f"the Neo4j importer exited with {proc.returncode} having imported {imported} "
+                              f"(nodes, relationships) of {expected}; log {log}:\n{tail}", log=str(log))
+    return imported
+
+
+def _imported(log: str) -> tuple[int, int] | None:
+    """The importer's closing counts (``Imported: N nodes, M relationships``), or None when it did not finish."""
+    found = re.search(r"IMPORT DONE.*?Imported:\s+(\d+) nodes\s+(\d+) relationships", log, re.DOTALL)
+    return (int(found[1]), int(found[2])) if found else None
