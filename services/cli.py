@@ -547,5 +547,43 @@ def services_stop(names: ServerNames = None) -> None:
         console.print(f"{name}: {'stopped' if stopped else 'was not running'}")
 
 
+@services_app.command("copy-to-neo4j")
+def services_copy_to_neo4j(
+    heap_mb: Annotated[int | None, typer.Option(help="the server's Java heap (MiB; default 768)")] = None,
+    page_cache_mb: Annotated[int | None, typer.Option(help="the server's page cache (MiB; default 128)")] = None,
+) -> None:
+    """复制到 Neo4j Copy the embedded graph into the Neo4j server's database with Neo4j's offline bulk importer.
+
+    Replaces what that database holds; the server must be stopped. Afterwards it runs on the copy, with the
+    ontology's indexes built. Hours faster than loading through Bolt at ten million encounters.
+    """
+    from graph import open_graph
+    from services import servers
+    from services.cli_support import record_operation
+
+    s = _settings()
+    port = int(s.neo4j_uri.rsplit(":", 1)[1].split("/")[0])
+    store = open_graph(s.graph_path, engine="ladybug", buffer_pool_mb=s.graph_buffer_pool_mb)
+    try:
+        with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("写导入文件 writing the importer's files")
+
+            def written(name: str, rows: int) -> None:
+                bar.update(task, description=f"写导入文件 writing the importer's files: {name} ({rows:,} rows)")
+
+            copy = servers.copy_graph_to_neo4j(store, s.servers_dir / "neo4j", port=port, heap_mib=heap_mb,
+                                               page_cache_mib=page_cache_mb, progress=written)
+    except HealthGraphError as exc:
+        _fail(exc)
+        return
+    finally:
+        store.close()
+    record_operation("system_admin", "graph:copy", "Graph/neo4j", source=str(s.graph_path), nodes=copy.nodes,
+                     relationships=copy.relationships)
+    console.print(f"[green]✓[/] {copy.nodes:,} nodes and {copy.relationships:,} relationships in {copy.seconds:.1f} s "
+                  f"(files {copy.export_s:.1f} s, import {copy.import_s:.1f} s, indexes {copy.schema_s:.1f} s)")
+    console.print(f"neo4j {copy.server.url} pid {copy.server.pid}; use it: HEALTHGRAPH_GRAPH=neo4j")
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()

@@ -346,7 +346,7 @@ def import_neo4j(home: Path, files: ImportFiles, *, cache: Path | None = None, h
     # The launcher makes home/data the DBMS's home, whose databases live under home/data/data.
     env = {**os.environ, "NEO4J_HOME": str(home / "data"), "NEO4J_CONF": str(conf)}
     command = [java, f"-Xmx{heap_mib}m", "-cp", cp, "org.neo4j.cli.AdminTool", "database", "import", "full",
-               "neo4j", "--overwrite-destination=true", f"--report-file={home / 'import.report'}",
+               "neo4j", "--verbose", "--overwrite-destination=true", f"--report-file={home / 'import.report'}",
                *files.arguments()]
     log = home / "import.log"
     with open(log, "wb") as out:

@@ -138,3 +138,39 @@ def test_a_list_element_holding_the_array_delimiter_is_refused(onto: Ontology) -
     with pytest.raises(errors.GraphCopyFailed) as caught:
         node_columns(table, rows, onto.table_properties(table))
     assert caught.value.code == "HG-0208" and listed in caught.value.message
+
+
+def test_cli_copies_the_configured_graph_and_audits_the_copy(java_and_maven: None, tmp_path: Path, onto: Ontology,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from ingest.load import load_folder
+    from ingest.synthetic import generate
+    from services.cli import app
+    from services.security import iter_events
+    from services.settings import Settings
+
+    monkeypatch.setenv("HEALTHGRAPH_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("HEALTHGRAPH_NEO4J_URI", f"bolt://127.0.0.1:{servers.free_port('neo4j', 0)}")
+    settings = Settings()
+    generate(tmp_path / "province", residents=300, seed=5)
+    embedded = settings.open_graph(onto)  # identifiers sealed with the keys under the data folder
+    load_folder(embedded, tmp_path / "province", quarantine_root=tmp_path / "quarantine")
+    counts, residents = embedded.counts(), embedded.nodes("Resident").to_dict("records")
+    embedded.close()
+    try:
+        done = CliRunner().invoke(app, ["services", "copy-to-neo4j", "--heap-mb", "512"])
+        assert done.exit_code == 0, done.output
+        monkeypatch.setenv("HEALTHGRAPH_GRAPH", "neo4j")
+        copy = Settings().open_graph(onto)
+        try:
+            assert copy.counts() == counts
+            assert copy.nodes("Resident").to_dict("records") == residents  # opened with the same keys
+        finally:
+            copy.close()
+        again = CliRunner().invoke(app, ["services", "copy-to-neo4j"])
+        assert again.exit_code == 2 and "HG-0208" in again.output  # never over a running server
+    finally:
+        servers.stop("neo4j", settings.servers_dir / "neo4j")
+    [event] = [e for e in iter_events(settings.audit_path) if e["action"] == "graph:copy"]
+    assert event["nodes"] + event["relationships"] == sum(counts.values()) and event["opsig"]
