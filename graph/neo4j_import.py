@@ -2,7 +2,7 @@
 
 Through Bolt a province loads into Neo4j at ≈ 10k rows/s here: 4.5 h for 10M encounters
 (docs/engines.md). The bulk importer writes Neo4j's store files directly instead. This module
-writes its input: one CSV file per node table and one per relationship type and table pair, read
+writes its input: one gzipped CSV file per node table and one per relationship type and table pair, read
 from a source store as stored (sealed fields stay sealed; nothing is opened), with typed headers
 generated from the ontology, so that the copy is the graph ``Neo4jStore`` would have written:
 one label per table root, absent properties for nulls, dates as Date, date-times as LocalDateTime,
@@ -14,6 +14,7 @@ and indexes when the new database first opens.
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,8 +76,8 @@ def write_import_files(store: GraphStore, folder: Path,
         if table in empty:
             continue
         rows = store.stored_nodes(table)
-        files.multiline |= _write(node_columns(table, rows, onto.table_properties(table)), folder / f"{table}.csv")
-        files.nodes[table] = folder / f"{table}.csv"
+        files.multiline |= _write(node_columns(table, rows, onto.table_properties(table)), folder / f"{table}.csv.gz")
+        files.nodes[table] = folder / f"{table}.csv.gz"
         files.rows[table] = rows.num_rows
         if progress:
             progress(table, rows.num_rows)
@@ -87,7 +88,7 @@ def write_import_files(store: GraphStore, folder: Path,
             rows = store.stored_edges(edge, source, target)
             if rows.num_rows == 0:
                 continue
-            path = folder / f"{edge}.{source}.{target}.csv"
+            path = folder / f"{edge}.{source}.{target}.csv.gz"
             files.multiline |= _write(edge_columns(source, target, rows), path)
             files.relationships.append((edge, path))
             files.rows[edge] = files.rows.get(edge, 0) + rows.num_rows
@@ -134,8 +135,9 @@ def _field_text(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _write(columns: pa.Table, path: Path) -> bool:
-    """Write one CSV file (header first, strings quoted, nulls as empty fields); whether a text held a
-    line break."""
-    pacsv.write_csv(columns, path, pacsv.WriteOptions(quoting_style="needed"))
+    """Write one gzipped CSV file (header first, strings quoted, nulls as empty fields); whether a text held a
+    line break. Gzipped, the files of 10M encounters take 4 GB instead of 20 GB beside the store being built."""
+    with gzip.open(path, "wb", compresslevel=1) as out:  # level 1: several times faster than the default, nearly as small
+        pacsv.write_csv(columns, out, pacsv.WriteOptions(quoting_style="needed"))
     return any(pc.any(pc.match_substring_regex(columns.column(i), r"[\r\n]")).as_py() or False
                for i, t in enumerate(columns.schema.types) if pa.types.is_string(t) or pa.types.is_large_string(t))

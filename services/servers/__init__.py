@@ -356,7 +356,7 @@ def import_neo4j(home: Path, files: ImportFiles, *, cache: Path | None = None, h
     imported = _imported(text)
     expected = (files.node_count, files.relationship_count)
     if proc.returncode != 0 or imported != expected:
-        tail = "\n".join(text.splitlines()[-30:])
+        tail = "\n".join(line[-300:] for line in text.splitlines()[-30:])  # verbose progress is one long line
         raise GraphCopyFailed(f"the Neo4j importer exited with {proc.returncode} having imported {imported} "
                               f"(nodes, relationships) of {expected}; log {log}:\n{tail}", log=str(log))
     return imported

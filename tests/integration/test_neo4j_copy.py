@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import io
 import json
 import os
@@ -107,7 +108,8 @@ def test_an_import_that_does_not_reconcile_is_refused(java_and_maven: None, tmp_
 
 def test_import_files_carry_typed_headers_and_iso_datetimes(store: GraphStore, tmp_path: Path) -> None:
     files = write_import_files(store, tmp_path)
-    header = (tmp_path / "Encounter.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
+    text = gzip.decompress((tmp_path / "Encounter.csv.gz").read_bytes()).decode("utf-8")
+    header = text.splitlines()[0].split(",")
     props = store.onto.table_properties("Encounter")
     assert header[:2] == ['"key:ID(Encounter)"', '"class"']
     typed = dict(h.strip('"').split(":", 1) for h in header[2:])
@@ -116,7 +118,7 @@ def test_import_files_carry_typed_headers_and_iso_datetimes(store: GraphStore, t
                                                                    if p.datatype == "dateTime"}
     assert {n for n, t in typed.items() if t.endswith("[]")} == {n for n, p in props.items() if p.is_list}
     checked = 0
-    rows = list(csv.DictReader(io.StringIO((tmp_path / "Encounter.csv").read_text(encoding="utf-8"))))
+    rows = list(csv.DictReader(io.StringIO(text)))
     for name in (n for n, t in typed.items() if t == "localdatetime"):
         row = next((r for r in rows if r[f"{name}:localdatetime"]), None)
         if row is not None:
