@@ -136,7 +136,8 @@ def _field_text(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def _write(columns: pa.Table, path: Path) -> bool:
     """Write one gzipped CSV file (header first, strings quoted, nulls as empty fields); whether a text held a
-    line break. Gzipped, the files of 10M encounters take 4 GB instead of 20 GB beside the store being built."""
+    line break. Gzipped, the files take a sixth of their plain size beside the store being built (312 MB
+    against 2 GB at 997k encounters)."""
     with gzip.open(path, "wb", compresslevel=1) as out:  # level 1: several times faster than the default, nearly as small
         pacsv.write_csv(columns, out, pacsv.WriteOptions(quoting_style="needed"))
     return any(pc.any(pc.match_substring_regex(columns.column(i), r"[\r\n]")).as_py() or False

@@ -28,9 +28,10 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ontology.check import find_java
 from ontology.errors import GraphCopyFailed, ServerUnavailable
@@ -290,7 +291,7 @@ class GraphCopy:
 
 def copy_graph_to_neo4j(store: GraphStore, home: Path, *, port: int | None = None, heap_mib: int | None = None,
                         page_cache_mib: int | None = None, index_wait_s: float = 4 * 3600,
-                        progress: Any = None) -> GraphCopy:
+                        progress: Callable[[str, int], None] | None = None) -> GraphCopy:
     """Replace the database of the Neo4j run folder ``home`` with a copy of ``store``, then start the server
     on it and create the ontology's constraints and indexes (waiting up to ``index_wait_s`` for them).
 
@@ -302,9 +303,7 @@ def copy_graph_to_neo4j(store: GraphStore, home: Path, *, port: int | None = Non
     from graph.neo4j_import import write_import_files
 
     home = home.resolve()
-    if status("neo4j", home) is not None:
-        raise GraphCopyFailed(f"Neo4j is running from {home}: stop it first (healthgraph services stop neo4j)",
-                              home=str(home))
+    _stopped(home)
     work = home / "import"
     t = time.perf_counter()
     try:
@@ -334,6 +333,7 @@ def import_neo4j(home: Path, files: ImportFiles, *, cache: Path | None = None, h
     The importer's output is kept in ``home/import.log``. Raises GraphCopyFailed when it fails or imports
     other counts than the files hold (nothing is skipped silently).
     """
+    _stopped(home)
     kind = KINDS["neo4j"]
     java = find_java(kind.java_major)
     if java is None:
@@ -360,6 +360,13 @@ def import_neo4j(home: Path, files: ImportFiles, *, cache: Path | None = None, h
         raise GraphCopyFailed(f"the Neo4j importer exited with {proc.returncode} having imported {imported} "
                               f"(nodes, relationships) of {expected}; log {log}:\n{tail}", log=str(log))
     return imported
+
+
+def _stopped(home: Path) -> None:
+    """Refuse to replace the database of a server that runs from ``home``."""
+    if status("neo4j", home) is not None:
+        raise GraphCopyFailed(f"Neo4j is running from {home}: stop it first (healthgraph services stop neo4j)",
+                              home=str(home))
 
 
 def _imported(log: str) -> tuple[int, int] | None:
