@@ -29,6 +29,12 @@ class Dialect:
         """The expression giving an edge's type name."""
         raise NotImplementedError
 
+    def page(self, variable: str) -> tuple[str, str] | None:
+        """How to read a table's nodes a page at a time: a condition keeping the nodes bound to ``variable``
+        whose position lies in [``$page_from``, ``$page_to``), and the aggregate giving the end of the
+        positions. None: the engine reads a whole table as fast in one result."""
+        return None
+
 
 class LadybugDialect(Dialect):
     """LadybugDB (Kùzu lineage): schema-first tables, one node table per ontology table root."""
@@ -64,6 +70,12 @@ class LadybugDialect(Dialect):
 
     def edge_type(self, variable: str) -> str:
         return f"label({variable})"
+
+    def page(self, variable: str) -> tuple[str, str]:
+        # The result of a statement sits whole in the buffer pool: a 10M-row table in one result needed an
+        # 8 GiB pool. A page by node offset costs a scan of the offsets (0.16 s at 1M nodes) besides its rows.
+        offset = f"offset(id({variable}))"
+        return f"{offset} >= $page_from AND {offset} < $page_to", f"max({offset}) + 1"
 
     def node_scan(self, table: str, properties: list[str], window: str | None, required: list[str],
                   bounded: bool = True) -> str:

@@ -45,6 +45,10 @@ RESEAL_BATCH = 10_000
 """Rows re-sealed per statement when the field key rotates."""
 
 
+STORED_PAGE_ROWS = 1_000_000
+"""Nodes read per statement when a table is copied out as stored (``GraphStore.stored_nodes``)."""
+
+
 @dataclass(frozen=True)
 class Provenance:
     """Where a write came from: the source (system or adapter), the batch and when."""
@@ -550,17 +554,34 @@ class GraphStore(ABC):
                        "RETURN a.key AS src, b.key AS dst")
         return df.astype("string") if len(df) else pd.DataFrame({"src": [], "dst": []}, dtype="string")
 
-    def stored_nodes(self, table: str) -> pa.Table:
+    def stored_nodes(self, table: str, page_rows: int = STORED_PAGE_ROWS) -> Iterator[pa.Table]:
         """Every node of a table as stored, for copying the graph into another engine: key, class and
-        each of the table's properties, sealed ones still sealed (nothing is opened here)."""
-        names = ["key", "class", *self.onto.table_properties(self._table(table))]
-        return self._run_arrow(f"MATCH (n:{self._table(table)}) RETURN {', '.join(f'n.{c} AS {c}' for c in names)}")
+        each of the table's properties, sealed ones still sealed (nothing is opened here). In pages of at
+        most ``page_rows`` nodes where the engine pages (the same columns in each), so that no table has to
+        fit the engine's memory in one result."""
+        table = self._table(table)
+        names = ["key", "class", *self.onto.table_properties(table)]
+        return self._pages(table, "n", f"(n:{table})", ", ".join(f"n.{c} AS {c}" for c in names), page_rows)
 
-    def stored_edges(self, edge: str, src_table: str, dst_table: str) -> pa.Table:
-        """Every relationship of one type between two tables as stored: source key, target key, batch."""
+    def stored_edges(self, edge: str, src_table: str, dst_table: str,
+                     page_rows: int = STORED_PAGE_ROWS) -> Iterator[pa.Table]:
+        """Every relationship of one type between two tables as stored: source key, target key, batch; paged
+        by source node as ``stored_nodes`` is."""
         self.onto.edge(edge)
-        return self._run_arrow(f"MATCH (a:{self._table(src_table)})-[e:{edge}]->(b:{self._table(dst_table)}) "
-                               "RETURN a.key AS source, b.key AS target, e.batch_id AS batch_id")
+        source = self._table(src_table)
+        return self._pages(source, "a", f"(a:{source})-[e:{edge}]->(b:{self._table(dst_table)})",
+                           "a.key AS source, b.key AS target, e.batch_id AS batch_id", page_rows)
+
+    def _pages(self, table: str, variable: str, pattern: str, returned: str, page_rows: int) -> Iterator[pa.Table]:
+        paging = self.dialect.page(variable)
+        if paging is None:
+            yield self._run_arrow(f"MATCH {pattern} RETURN {returned}")
+            return
+        condition, end = paging
+        positions = self._records(f"MATCH ({variable}:{table}) RETURN {end} AS positions")[0]["positions"] or 0
+        for start in range(0, positions, page_rows):
+            yield self._run_arrow(f"MATCH {pattern} WHERE {condition} RETURN {returned}",
+                                  {"page_from": start, "page_to": start + page_rows})
 
     def get(self, cls: str, key: str) -> dict[str, Any]:
         """The node of class ``cls`` (or a subclass) with this key; raises NodeNotFound."""

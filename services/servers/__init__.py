@@ -291,12 +291,15 @@ class GraphCopy:
 
 def copy_graph_to_neo4j(store: GraphStore, home: Path, *, port: int | None = None, heap_mib: int | None = None,
                         page_cache_mib: int | None = None, index_wait_s: float = 4 * 3600,
-                        progress: Callable[[str, int], None] | None = None) -> GraphCopy:
+                        progress: Callable[[str, int], None] | None = None,
+                        page_rows: int | None = None) -> GraphCopy:
     """Replace the database of the Neo4j run folder ``home`` with a copy of ``store``, then start the server
     on it and create the ontology's constraints and indexes (waiting up to ``index_wait_s`` for them).
 
     Three steps: the store's tables and relationships as the importer's CSV files (``home/import``,
-    removed afterwards; ``progress(name, rows)`` after each), ``import_neo4j``, and the first open. The
+    removed afterwards; ``progress(name, rows)`` after each; read ``page_rows`` nodes at a time, default
+    ``graph.store.STORED_PAGE_ROWS``),
+    ``import_neo4j``, and the first open. The
     server must not be running from ``home``. Raises GraphCopyFailed (HG-0208) or ServerUnavailable (HG-0402).
     """
     from graph.neo4j import Neo4jStore
@@ -307,7 +310,7 @@ def copy_graph_to_neo4j(store: GraphStore, home: Path, *, port: int | None = Non
     work = home / "import"
     t = time.perf_counter()
     try:
-        files = write_import_files(store, work, progress)
+        files = write_import_files(store, work, progress, page_rows=page_rows)
         export_s = time.perf_counter() - t
         t = time.perf_counter()
         import_neo4j(home, files)

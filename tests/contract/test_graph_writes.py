@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from graph import GraphStore, Provenance, open_graph
@@ -110,3 +111,26 @@ def test_delete_edges_then_nodes(empty_store: GraphStore, onto: Ontology) -> Non
     assert empty_store.delete_nodes("Division", ["330106", "no-such-code"]) == 1
     assert empty_store.counts() == {"Division": 1}, "a deleted node takes its edges with it"
     assert "within" in empty_store.empty_tables()
+
+
+def test_stored_rows_read_in_pages_are_the_rows_read_whole(empty_store: GraphStore, onto: Ontology) -> None:
+    counties = [{"code": f"3301{n:02d}", "name": f"第{n}区", "level": "county"} for n in range(1, 12)]
+    empty_store.upsert_nodes("Division", _divisions(onto, [HANGZHOU, *counties]), Provenance("t", "b1"))
+    within = pd.DataFrame([{"src": c["code"], "dst": "330100", "src_table": "Division", "dst_table": "Division"}
+                           for c in counties])
+    empty_store.upsert_edges("within", within, Provenance("t", "b1"))
+    empty_store.delete_nodes("Division", ["330104", "330105", "330106"])  # leaves a gap in the stored positions
+    kept = {"330100", *(c["code"] for c in counties)} - {"330104", "330105", "330106"}
+
+    pages = list(empty_store.stored_nodes("Division", page_rows=3))
+    whole = pa.concat_tables(pages)
+    assert sorted(whole.column("key").to_pylist()) == sorted(kept)
+    assert set(whole.column_names) == {"key", "class", *onto.table_properties("Division")}
+    paged = empty_store.dialect.page("n") is not None
+    assert all(p.num_rows <= 3 for p in pages) and len(pages) >= 4 if paged else len(pages) == 1
+    one = pa.concat_tables(empty_store.stored_nodes("Division", page_rows=1_000))
+    assert sorted(one.to_pylist(), key=lambda r: r["key"]) == sorted(whole.to_pylist(), key=lambda r: r["key"])
+
+    edges = pa.concat_tables(empty_store.stored_edges("within", "Division", "Division", page_rows=2))
+    assert sorted(edges.column("source").to_pylist()) == sorted(kept - {"330100"})
+    assert set(edges.column("target").to_pylist()) == {"330100"} and set(edges.column("batch_id").to_pylist()) == {"b1"}

@@ -35,7 +35,8 @@ def java_and_maven() -> None:
 @pytest.fixture(scope="module")
 def copied(java_and_maven: None, store: GraphStore, onto: Ontology, tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("neo4j-copy")
-    copy = servers.copy_graph_to_neo4j(store, home, port=servers.free_port("neo4j", 0), heap_mib=512)
+    # small pages, so that the files the importer reads are written a page at a time
+    copy = servers.copy_graph_to_neo4j(store, home, port=servers.free_port("neo4j", 0), heap_mib=512, page_rows=1_000)
     target = open_graph(copy.server.url, engine="neo4j", onto=onto, protector=store.protector)
     yield copy, target
     target.close()
@@ -67,8 +68,9 @@ def test_relationships_and_their_batches_read_back(copied, store: GraphStore) ->
     total = 0
     for edge in store.onto.edges:
         for source, dest in store.onto.edge_table_pairs(edge):
-            ours = sorted(tuple(r.values()) for r in store.stored_edges(edge, source, dest).to_pylist())
-            theirs = sorted(tuple(r.values()) for r in target.stored_edges(edge, source, dest).to_pylist())
+            ours = sorted(tuple(r.values()) for page in store.stored_edges(edge, source, dest) for r in page.to_pylist())
+            theirs = sorted(tuple(r.values()) for page in target.stored_edges(edge, source, dest)
+                            for r in page.to_pylist())
             assert theirs == ours, (edge, source, dest)
             total += len(ours)
     assert total == sum(n for name, n in store.counts().items() if name in store.onto.edges)
@@ -107,9 +109,10 @@ def test_an_import_that_does_not_reconcile_is_refused(java_and_maven: None, tmp_
 
 
 def test_import_files_carry_typed_headers_and_iso_datetimes(store: GraphStore, tmp_path: Path) -> None:
-    files = write_import_files(store, tmp_path)
+    files = write_import_files(store, tmp_path, page_rows=500)
     text = gzip.decompress((tmp_path / "Encounter.csv.gz").read_bytes()).decode("utf-8")
     header = text.splitlines()[0].split(",")
+    assert files.rows["Encounter"] > 500 and text.count('"key:ID(Encounter)"') == 1  # one header over the pages
     props = store.onto.table_properties("Encounter")
     assert header[:2] == ['"key:ID(Encounter)"', '"class"']
     typed = dict(h.strip('"').split(":", 1) for h in header[2:])
