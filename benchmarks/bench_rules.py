@@ -49,9 +49,11 @@ def _counts(province: Path) -> dict[str, int]:
     return {f.stem: pq.ParquetFile(f).metadata.num_rows for f in sorted((province / "nodes").glob("*.parquet"))}
 
 
-def build(engine: str, target: str, province: str, work: str, buffer_pool_mb: int) -> dict[str, Any]:
-    """Validated load and master index build (two rules need it). Run in a child process, so that the
-    rules are timed in a process that has not just held the master index build's working set."""
+def build(engine: str, target: str, province: str, work: str, buffer_pool_mb: int,
+          master_index: bool = True) -> dict[str, Any]:
+    """Validated load and master index build (two rules need it; without it they are skipped). Run in a
+    child process, so that the rules are timed in a process that has not just held the master index
+    build's working set."""
     from graph import open_graph
     from ingest.load import load_folder
     from services.mpi import MasterPersonIndex
@@ -64,29 +66,32 @@ def build(engine: str, target: str, province: str, work: str, buffer_pool_mb: in
         report = load_folder(store, Path(province), quarantine_root=Path(work) / f"{engine}-quarantine")
         load_s = time.perf_counter() - t
         console.print(f"{engine}: loaded {report.totals()['inserted']:,} rows in {load_s:.1f} s")
-        t = time.perf_counter()
-        mpi = MasterPersonIndex(store).build(progress=False)
-        mpi_s = time.perf_counter() - t
-        console.print(f"{engine}: master index {mpi} in {mpi_s:.1f} s")
+        mpi, mpi_s = None, float("nan")
+        if master_index:
+            t = time.perf_counter()
+            mpi = MasterPersonIndex(store).build(progress=False)
+            mpi_s = time.perf_counter() - t
+            console.print(f"{engine}: master index {mpi} in {mpi_s:.1f} s")
         return {"rows": report.totals()["inserted"], "quarantined": report.totals()["quarantined"],
-                "load_s": load_s, "mpi_s": mpi_s, "mpi": mpi}
+                "load_s": load_s, "mpi_s": mpi_s, "mpi": mpi, "master_index": master_index}
     finally:
         store.close()
 
 
 def built_graph(engine: str, target: str, province: Path, work: Path, buffer_pool_mb: int,
-                keep: Path | None) -> dict[str, Any]:
-    """Build the graph in a child process, or reuse the one kept in ``keep`` for the same province."""
+                keep: Path | None, master_index: bool = True) -> dict[str, Any]:
+    """Build the graph in a child process, or reuse the one kept in ``keep`` for the same province (and
+    with a master index if one is asked for)."""
     manifest = json.loads((province / "manifest.json").read_text(encoding="utf-8"))
     stamp = keep / "built.json" if keep else None
     if stamp and stamp.exists():
         built = json.loads(stamp.read_text(encoding="utf-8"))
-        if built["manifest"] == manifest:
+        if built["manifest"] == manifest and built.get("master_index", True) >= master_index:
             console.print(f"{engine}: reusing the graph built {built['built']} in {keep} "
                           f"(load {built['load_s']:.1f} s, master index {built['mpi_s']:.1f} s)")
             return built
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
-        built = child.submit(build, engine, target, str(province), str(work), buffer_pool_mb).result()
+        built = child.submit(build, engine, target, str(province), str(work), buffer_pool_mb, master_index).result()
     if stamp:
         stamp.write_text(json.dumps({**built, "manifest": manifest, "built": dt.datetime.now().isoformat()},
                                     default=str), encoding="utf-8")
@@ -120,20 +125,22 @@ def copied_graph(source: Path, home: Path, province: Path, ns: argparse.Namespac
                   f"(files {copy.export_s:.1f} s, bulk import {copy.import_s:.1f} s, indexes {copy.schema_s:.1f} s)")
     nan = float("nan")
     stamp.write_text(json.dumps({"rows": copy.nodes + copy.relationships, "quarantined": built.get("quarantined", 0),
-                                 "load_s": nan, "mpi_s": nan, "mpi": built.get("mpi"), "copy_s": copy.seconds,
+                                 "load_s": nan, "mpi_s": nan, "mpi": built.get("mpi"),
+                                 "master_index": built.get("master_index", True), "copy_s": copy.seconds,
                                  "copy_export_s": copy.export_s, "copy_import_s": copy.import_s,
                                  "copy_schema_s": copy.schema_s, "copied_from": str(source), "manifest": manifest,
                                  "built": dt.datetime.now().isoformat()}, default=str), encoding="utf-8")
 
 
 def run_engine(engine: str, target: str, province: Path, work: Path, *, as_of: dt.datetime, repeat: int,
-               buffer_pool_mb: int = 1024, keep: Path | None = None, narrow: bool = True) -> dict[str, Any]:
+               buffer_pool_mb: int = 1024, keep: Path | None = None, narrow: bool = True,
+               master_index: bool = True) -> dict[str, Any]:
     from graph import open_graph
     from ingest.synthetic.truth import score
     from ontology.errors import GraphError
     from services.supervision import Supervision
 
-    built = built_graph(engine, target, province, work, buffer_pool_mb, keep)
+    built = built_graph(engine, target, province, work, buffer_pool_mb, keep, master_index)
     store = open_graph(target, engine=engine, buffer_pool_mb=buffer_pool_mb)
     try:
         sup = Supervision(store, narrow=narrow)
@@ -271,6 +278,9 @@ def main() -> None:
     parser.add_argument("--graph", type=Path, help="keep the embedded graph (load and master index) in this "
                         "folder and reuse it on the next run over the same province")
     parser.add_argument("--baseline", type=Path, help="an earlier results file to compare with, side by side")
+    parser.add_argument("--no-master-index", dest="master_index", action="store_false",
+                        help="skip the master index build (70 min at 10M encounters): its two pair rules are "
+                        "then skipped, and the contraindication rules read the prescribing record")
     parser.add_argument("--whole", action="store_true", help="hand every candidate row to the rule engine "
                         "(no narrowing inside the graph engine): the baseline for --baseline")
     ns = parser.parse_args()
@@ -299,7 +309,8 @@ def main() -> None:
             ns.graph.mkdir(parents=True, exist_ok=True)
         target = ns.graph / "g.lbdb" if ns.graph else work / "g.lbdb"
         results["ladybug"] = run_engine("ladybug", str(target), province, work, as_of=as_of, repeat=ns.repeat,
-                                        buffer_pool_mb=ns.buffer_pool_mb, keep=ns.graph, narrow=not ns.whole)
+                                        buffer_pool_mb=ns.buffer_pool_mb, keep=ns.graph, narrow=not ns.whole,
+                                        master_index=ns.master_index)
         if ns.neo4j:
             home = ns.neo4j_home or work / "neo4j"
             if ns.neo4j_copy:
@@ -309,7 +320,8 @@ def main() -> None:
                                       heap_mib=ns.neo4j_heap_mb, page_cache_mib=ns.neo4j_page_cache_mb)
             try:
                 results["neo4j"] = run_engine("neo4j", neo4j.url, province, work, as_of=as_of, repeat=ns.repeat,
-                                              keep=home if ns.neo4j_copy else ns.neo4j_home, narrow=not ns.whole)
+                                              keep=home if ns.neo4j_copy else ns.neo4j_home, narrow=not ns.whole,
+                                              master_index=ns.master_index)
             finally:
                 servers.stop("neo4j", home)
 
@@ -330,11 +342,12 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     rate = manifest.get("encounter_rate", 1.0)
     out = RESULTS / (f"rules-{ns.residents}" + ("" if rate == 1.0 else f"-rate{rate:g}")
-                     + ("-whole" if ns.whole else "") + ".json")
+                     + ("-whole" if ns.whole else "") + ("" if ns.master_index else "-no-index") + ".json")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip()
     out.write_text(json.dumps({"residents": ns.residents, "seed": ns.seed, "as_of": as_of.isoformat(), "commit": commit,
                                "encounter_rate": rate, "buffer_pool_mb": ns.buffer_pool_mb,
+                               "master_index": ns.master_index,
                                **({"neo4j_heap_mb": ns.neo4j_heap_mb, "neo4j_page_cache_mb": ns.neo4j_page_cache_mb}
                                   if ns.neo4j else {}),
                                "encounters": encounters, "node_rows": counts, "generate_s": generate_s,
