@@ -169,7 +169,7 @@ def run_engine(engine: str, target: str, province: Path, work: Path, *, as_of: d
                           f"{sum(r['findings'] for r in rules.values())} findings)")
         t = time.perf_counter()  # the pack as one backtest: rules naming the same query fetch it once
         scores: dict[str, Any] = {}
-        shared = None
+        shared, pack_failed = None, None
         try:
             shared = sup.backtest("core", as_of=as_of, samples=100_000)  # every finding, for the ground truth
             pack_shared_s = time.perf_counter() - t
@@ -181,7 +181,7 @@ def run_engine(engine: str, target: str, province: Path, work: Path, *, as_of: d
             scores = {rid: {"planted": s.planted, "findings": s.alerts, "recall": s.recall, "precision": s.precision}
                       for rid, s in score(found, truth["anomalies"], records).items()}
         except GraphError as exc:
-            pack_shared_s = float("nan")
+            pack_shared_s, pack_failed = float("nan"), str(exc)[:300]
             console.print(f"[red]{engine}: the pack as one backtest failed: {str(exc)[:120]}")
         if runs:
             best = {rid: min((run["rules"][rid] for run in runs), key=lambda r: r["seconds"]) for rid in runs[0]["rules"]}
@@ -195,7 +195,7 @@ def run_engine(engine: str, target: str, province: Path, work: Path, *, as_of: d
         nan = float("nan")
         return {**built, "runs": runs, "pack_cold_s": runs[0]["wall_s"] if runs else nan,
                 "pack_warm_s": min(r["wall_s"] for r in runs[1:] or runs) if runs else nan,
-                "pack_shared_s": pack_shared_s, "narrowed": narrow, "rules": best}
+                "pack_shared_s": pack_shared_s, "pack_failed": pack_failed, "narrowed": narrow, "rules": best}
     finally:
         store.close()
 
@@ -218,10 +218,13 @@ def _table(ns: argparse.Namespace, results: dict[str, dict[str, Any]], counts: d
                f"{r['findings']:,}" + (" (skipped)" if r["skipped"] else ""),
                f"{truth['recall']:.2f} / {truth['precision']:.2f} of {truth['planted']}" if truth else "–",
                f"{r['seconds']:.2f}", f"{r['query_s']:.2f}"]
-        if n4:
-            m = n4["rules"][rid]
+        m = n4["rules"].get(rid) if n4 else None
+        if n4 and m is None:  # the pack failed on Neo4j (its pack row says why)
+            row += ["FAILED", "–", "–"]
+        elif m:
             same = "" if (m["rows"], m["findings"]) == (r["rows"], r["findings"]) else " ≠"
-            row += [f"{m['seconds']:.2f}{same}" + (" FAILED" if "failed" in m else ""), f"{m['query_s']:.2f}", f"{m['seconds'] / r['seconds']:.1f}×" if r["seconds"] else "–"]
+            row += [f"{m['seconds']:.2f}{same}" + (" FAILED" if "failed" in m else ""), f"{m['query_s']:.2f}",
+                    f"{m['seconds'] / r['seconds']:.1f}×" if r["seconds"] else "–"]
         table.add_row(*row)
     for key, label in (("pack_cold_s", "pack, first run (cold)"), ("pack_warm_s", "pack, warm"),
                        ("pack_shared_s", "pack as one backtest (shared queries)"),

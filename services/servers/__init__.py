@@ -72,8 +72,14 @@ class ServerKind:
                     str(self.page_cache_mib)]
         # The runner's HTTP port is its base port + 1; transport ports are chosen by the node.
         return [java, *heap, "-cp", classpath, "org.codelibs.opensearch.runner.OpenSearchRunner",
-                "-basePath", str(home / "data"), "-numOfNode", "1", "-baseHttpPort", str(port - 1),
-                "-clusterName", "healthgraph"]
+                "-basePath", str(home / "data"), "-confPath", str(home / "conf"), "-numOfNode", "1",
+                "-baseHttpPort", str(port - 1), "-clusterName", "healthgraph"]
+
+    def configure(self, home: Path) -> None:
+        """Put the project's server settings in ``home`` (OpenSearch: ``conf/opensearch.yml``, read at start)."""
+        if self.name == "opensearch":
+            (home / "conf").mkdir(exist_ok=True)
+            shutil.copyfile(HERE / "opensearch" / "opensearch.yml", home / "conf" / "opensearch.yml")
 
     def url(self, port: int) -> str:
         return f"bolt://127.0.0.1:{port}" if self.name == "neo4j" else f"http://127.0.0.1:{port}"
@@ -176,6 +182,7 @@ def start(kind_name: str, home: Path, *, port: int | None = None, cache: Path | 
         kind = dataclasses.replace(kind, heap_mib=heap_mib)
     if page_cache_mib:
         kind = dataclasses.replace(kind, page_cache_mib=page_cache_mib)
+    kind.configure(home)
     proc = subprocess.Popen(kind.command(java, cp, home, port), cwd=home, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     log.close()
