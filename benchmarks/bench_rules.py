@@ -30,9 +30,10 @@ import multiprocessing
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -42,6 +43,7 @@ from rich.table import Table
 RESULTS = Path(__file__).with_name("results")
 GOAL_S = 120.0  # issue 6: the full pack over 1M residents / 10M encounters in ≤ 2 min
 console = Console(width=150)
+T = TypeVar("T")
 
 
 def _counts(province: Path) -> dict[str, int]:
@@ -78,6 +80,13 @@ def build(engine: str, target: str, province: str, work: str, buffer_pool_mb: in
         store.close()
 
 
+def in_child(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``fn`` in a fresh process: each engine is measured without the memory another one's run (or a
+    build) left behind in this process, e.g. the embedded store's buffer pool beside a Neo4j server at 10M."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+        return child.submit(fn, *args, **kwargs).result()
+
+
 def built_graph(engine: str, target: str, province: Path, work: Path, buffer_pool_mb: int,
                 keep: Path | None, master_index: bool = True) -> dict[str, Any]:
     """Build the graph in a child process, or reuse the one kept in ``keep`` for the same province (and
@@ -90,8 +99,7 @@ def built_graph(engine: str, target: str, province: Path, work: Path, buffer_poo
             console.print(f"{engine}: reusing the graph built {built['built']} in {keep} "
                           f"(load {built['load_s']:.1f} s, master index {built['mpi_s']:.1f} s)")
             return built
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
-        built = child.submit(build, engine, target, str(province), str(work), buffer_pool_mb, master_index).result()
+    built = in_child(build, engine, target, str(province), str(work), buffer_pool_mb, master_index)
     if stamp:
         stamp.write_text(json.dumps({**built, "manifest": manifest, "built": dt.datetime.now().isoformat()},
                                     default=str), encoding="utf-8")
@@ -311,18 +319,18 @@ def main() -> None:
         if ns.graph:
             ns.graph.mkdir(parents=True, exist_ok=True)
         target = ns.graph / "g.lbdb" if ns.graph else work / "g.lbdb"
-        results["ladybug"] = run_engine("ladybug", str(target), province, work, as_of=as_of, repeat=ns.repeat,
+        results["ladybug"] = in_child(run_engine, "ladybug", str(target), province, work, as_of=as_of, repeat=ns.repeat,
                                         buffer_pool_mb=ns.buffer_pool_mb, keep=ns.graph, narrow=not ns.whole,
                                         master_index=ns.master_index)
         if ns.neo4j:
             home = ns.neo4j_home or work / "neo4j"
             if ns.neo4j_copy:
-                copied_graph(target, home, province, ns)
+                in_child(copied_graph, target, home, province, ns)
             with console.status("starting Neo4j"):
                 neo4j = servers.start("neo4j", home, port=servers.free_port("neo4j", 0),
                                       heap_mib=ns.neo4j_heap_mb, page_cache_mib=ns.neo4j_page_cache_mb)
             try:
-                results["neo4j"] = run_engine("neo4j", neo4j.url, province, work, as_of=as_of, repeat=ns.repeat,
+                results["neo4j"] = in_child(run_engine, "neo4j", neo4j.url, province, work, as_of=as_of, repeat=ns.repeat,
                                               keep=home if ns.neo4j_copy else ns.neo4j_home, narrow=not ns.whole,
                                               master_index=ns.master_index)
             finally:
