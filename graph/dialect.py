@@ -78,11 +78,12 @@ class LadybugDialect(Dialect):
         return f"{offset} >= $page_from AND {offset} < $page_to", f"max({offset}) + 1"
 
     def node_scan(self, table: str, properties: list[str], window: str | None, required: list[str],
-                  bounded: bool = True) -> str:
+                  bounded: bool = True, paged: bool = False) -> str:
         """Each node's offset in its table as ``_id``, and its properties; with a window, only nodes whose
         ``window`` property lies in [``$window_from``, ``$window_to``) (or, not ``bounded``, has a value),
-        and only those whose ``required[i]`` property equals ``$required_i``."""
-        where = []
+        only those whose ``required[i]`` property equals ``$required_i``, and, ``paged``, only those of one
+        page of offsets (``page``)."""
+        where = [self.page("n")[0]] if paged else []
         if window:
             where.append(f"n.`{window}` >= $window_from AND n.`{window}` < $window_to" if bounded
                          else f"n.`{window}` IS NOT NULL")

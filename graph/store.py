@@ -163,6 +163,9 @@ class GraphStore(ABC):
     slice_rows: int | None = None
     """Anchor nodes per slice of a sliced named query (``NamedQuery.slice_by``), for an engine that holds a
     whole result in a bounded buffer; None runs every query in one piece (the engine streams results)."""
+    scan_page_rows: int | None = None
+    """Nodes per page of a table scan whose rows are converted (nullable columns), for an engine that holds
+    a whole converted result in a bounded buffer; None scans every table in one piece."""
 
     def __init__(self, onto: Ontology, protector: FieldProtector | None = None) -> None:
         self.onto = onto
@@ -689,11 +692,13 @@ class GraphStore(ABC):
         if assembled in fetched:
             return fetched[assembled]
 
-        def once(statement: str, params: dict[str, Any], scan: tuple[str, ...], never_null: bool) -> pa.Table:
+        def once(statement: str, params: dict[str, Any], scan: tuple[str, ...], never_null: bool,
+                 pages: list[dict[str, int]] | None = None) -> pa.Table:
             key = f"{statement} {sorted(params.items())}" if params else statement
             if key in fetched:
                 return fetched[key]
-            table = self._scan(statement, params, never_null).combine_chunks()  # one chunk: see graph/scan._taken
+            pieces = [self._scan(statement, params | page, never_null) for page in pages or [{}]]
+            table = pa.concat_tables(pieces).combine_chunks()  # one chunk: see graph/scan._taken
             if shared[scan] > 1:
                 fetched[key] = table
             return table
@@ -704,17 +709,30 @@ class GraphStore(ABC):
             required = plan.required(alias)
             params = (window if windowed and bounded else {}) | {f"required_{i}": text
                                                                  for i, text in enumerate(required.values())}
-            statement = self.dialect.node_scan(plan.labels[alias], plan.properties(alias), windowed, list(required),
-                                               bounded=bounded)
             # a window property is never null in the window's rows
             nullable = set(plan.properties(alias)) - NEVER_NULL - {windowed}
-            nodes[alias] = once(statement, params, _node_scan(plan, alias), never_null=not nullable)
+            pages = self._scan_pages(plan.labels[alias]) if nullable else []
+            statement = self.dialect.node_scan(plan.labels[alias], plan.properties(alias), windowed, list(required),
+                                               bounded=bounded, paged=bool(pages))
+            nodes[alias] = once(statement, params, _node_scan(plan, alias), never_null=not nullable, pages=pages)
         hops = [once(self.dialect.edge_scan(h.edge, plan.labels[h.source], plan.labels[h.target]), {},
                      _edge_scan(plan, h), never_null=True) for h in plan.hops]
         rows = assemble(plan, nodes, hops)
         if shared[(cypher,)] > 1:  # the drugs of each prescription, counted and paired
             fetched[assembled] = rows
         return rows
+
+    def _scan_pages(self, table: str) -> list[dict[str, int]]:
+        """``page_from``/``page_to`` of each page of node offsets for a converted scan of ``table``; none when
+        the table fits in one page (or the engine scans in one piece)."""
+        paging = self.dialect.page("n")
+        if paging is None or self.scan_page_rows is None:
+            return []
+        end = self._records(f"MATCH (n:{table}) RETURN {paging[1]} AS positions")[0]["positions"] or 0
+        if end <= self.scan_page_rows:
+            return []
+        return [{"page_from": start, "page_to": start + self.scan_page_rows}
+                for start in range(0, end, self.scan_page_rows)]
 
     def _slices(self, q: NamedQuery, period: tuple[dt.datetime | None, dt.datetime | None] | None = None,
                 ) -> list[dict[str, dt.datetime]]:
