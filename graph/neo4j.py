@@ -10,6 +10,7 @@ that we measured are in docs/engines.md.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 import threading
 from collections.abc import Iterator
@@ -39,6 +40,9 @@ BATCH_ROWS = 5_000
 """Rows per UNWIND statement: large enough to amortise the round trip, small enough for a 1 GiB heap."""
 COLLECT_ROWS = 250_000
 """Rows per collected list in bulk reads (see ``_collect``)."""
+SCAN_PIECE_ROWS = 100_000
+"""Rows a scan (``_run_arrow``) pulls per round trip and turns into Arrow at a time: the driver's records of
+a whole 10M-row result, kept until converted, took gigabytes beside the server."""
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -120,12 +124,15 @@ class Neo4jStore(GraphStore):
         if temporal:
             returned = ", ".join(f"toString(`{n}`) AS `{n}`" if n in temporal else f"`{n}`" for n in names)
             statement = f"CALL () {{ {statement} }} RETURN {returned}"
-        records, keys = self._fetch_records(statement, params, scan=True)
-        if not records:  # the statement's columns all the same: a lookup with no row still joins
+        with self._engine_errors(statement):
+            if self._tx is not None:
+                pieces = _arrow_pieces(self._tx, statement, params or {})
+            else:
+                with self._driver.session(database=self.database, fetch_size=SCAN_PIECE_ROWS) as session:
+                    pieces = session.execute_read(_arrow_pieces, statement, params or {})
+        if not pieces:  # the statement's columns all the same: a lookup with no row still joins
             return pa.table({name: pa.array([], ARROW_TYPES.get(types[name], pa.null())) for name in names})
-        # A Record is a tuple whose own __iter__ is Python code: read it through tuple's.
-        columns = zip(*map(tuple.__iter__, records), strict=True)
-        table = pa.Table.from_arrays([_column(values) for values in columns], names=keys)
+        table = pa.concat_tables(pieces, promote_options="permissive") if len(pieces) > 1 else pieces[0]
         for name in temporal:
             text = table.column(name).to_pandas()
             if types[name] == "date":
@@ -139,17 +146,12 @@ class Neo4jStore(GraphStore):
         records, keys = self._fetch_records(statement, params)
         return [{k: _native(r[k]) for k in keys} for r in records], keys
 
-    def _fetch_records(self, statement: str, params: dict[str, Any] | None, *,
-                       scan: bool = False) -> tuple[list[Any], list[str]]:
-        """The driver's records (tuples of values, in ``keys`` order) and the column names. A ``scan``
-        asks for every row at once rather than the driver's 1,000 a round trip."""
+    def _fetch_records(self, statement: str, params: dict[str, Any] | None) -> tuple[list[Any], list[str]]:
+        """The driver's records (tuples of values, in ``keys`` order) and the column names."""
         with self._engine_errors(statement):
             if self._tx is not None:
                 result = self._tx.run(statement, params or {})
                 records, keys = list(result), result.keys()
-            elif scan:
-                with self._driver.session(database=self.database, fetch_size=-1) as session:
-                    records, keys = session.execute_read(_all_rows, statement, params or {})
             else:
                 records, _, keys = self._driver.execute_query(statement, params or {}, database_=self.database)
         return records, list(keys)
@@ -296,9 +298,17 @@ def _records(rows: pd.DataFrame, as_text: tuple[str, ...] = ()) -> list[dict[str
     return [dict(zip(names, vals, strict=True)) for vals in zip(*columns.values(), strict=True)]
 
 
-def _all_rows(tx: Any, statement: str, params: dict[str, Any]) -> tuple[list[Any], list[str]]:
+def _arrow_pieces(tx: Any, statement: str, params: dict[str, Any]) -> list[pa.Table]:
+    """The statement's rows as Arrow tables of at most ``SCAN_PIECE_ROWS`` rows each, each built as its records
+    arrive, so that only one piece of the driver's records is held at a time."""
     result = tx.run(statement, params)
-    return list(result), list(result.keys())
+    keys = list(result.keys())
+    pieces = []
+    while records := list(itertools.islice(result, SCAN_PIECE_ROWS)):
+        # A Record is a tuple whose own __iter__ is Python code: read it through tuple's.
+        columns = zip(*map(tuple.__iter__, records), strict=True)
+        pieces.append(pa.Table.from_arrays([_column(values) for values in columns], names=keys))
+    return pieces
 
 
 def _column(values: tuple[Any, ...]) -> pa.Array:
