@@ -133,6 +133,9 @@ class LadybugStore(GraphStore):
     def _run_arrow(self, statement: str, params: dict[str, Any] | None = None,
                    types: dict[str, str] | None = None) -> pa.Table:
         with self._lock:
+            # The earlier results of a connection stay in the buffer pool while it lives: at 10M encounters a
+            # 1 GiB pool filled with the pack's converted scans and refused a 274k-row query after them.
+            self._release_bound()
             return self._execute(statement, params).get_as_arrow()
 
     def _scan(self, statement: str, params: dict[str, Any], never_null: bool) -> pa.Table:
