@@ -61,7 +61,7 @@ class LadybugStore(GraphStore):
         # rows did not fit in 1 GiB, and ran in 12 pieces of ≈ 83k. ≈ 100 anchors a MiB leaves headroom.
         self.slice_rows = max(20_000, buffer_pool_mb * 100)
         # A converted scan's result too: 10.8M prescription items (six columns) did not fit in 1 GiB; pages of
-        # node offsets cost a bounded scan each (30–80 ms a page at 10.8M nodes).
+        # node offsets cost a filter each (30–80 ms a page at 10.8M nodes).
         self.scan_page_rows = max(100_000, buffer_pool_mb * 2_000)
         with _OPEN_LOCK:
             if self.path.resolve() in _OPEN_PATHS:
