@@ -319,9 +319,9 @@ def main() -> None:
         if ns.graph:
             ns.graph.mkdir(parents=True, exist_ok=True)
         target = ns.graph / "g.lbdb" if ns.graph else work / "g.lbdb"
-        results["ladybug"] = in_child(run_engine, "ladybug", str(target), province, work, as_of=as_of, repeat=ns.repeat,
-                                        buffer_pool_mb=ns.buffer_pool_mb, keep=ns.graph, narrow=not ns.whole,
-                                        master_index=ns.master_index)
+        results["ladybug"] = in_child(run_engine, "ladybug", str(target), province, work, as_of=as_of,
+                                      repeat=ns.repeat, buffer_pool_mb=ns.buffer_pool_mb, keep=ns.graph,
+                                      narrow=not ns.whole, master_index=ns.master_index)
         if ns.neo4j:
             home = ns.neo4j_home or work / "neo4j"
             if ns.neo4j_copy:
@@ -330,9 +330,9 @@ def main() -> None:
                 neo4j = servers.start("neo4j", home, port=servers.free_port("neo4j", 0),
                                       heap_mib=ns.neo4j_heap_mb, page_cache_mib=ns.neo4j_page_cache_mb)
             try:
-                results["neo4j"] = in_child(run_engine, "neo4j", neo4j.url, province, work, as_of=as_of, repeat=ns.repeat,
-                                              keep=home if ns.neo4j_copy else ns.neo4j_home, narrow=not ns.whole,
-                                              master_index=ns.master_index)
+                results["neo4j"] = in_child(run_engine, "neo4j", neo4j.url, province, work, as_of=as_of,
+                                            repeat=ns.repeat, keep=home if ns.neo4j_copy else ns.neo4j_home,
+                                            narrow=not ns.whole, master_index=ns.master_index)
             finally:
                 servers.stop("neo4j", home)
 
