@@ -285,8 +285,13 @@ def test_scans_read_in_pages_of_node_offsets_give_the_same_rows(sup_store: Graph
     whole = sup_store.query_table(name, period=period)
     paged_scans: list[tuple[str, dict]] = []
     scan = sup_store._scan
-    monkeypatch.setattr(sup_store, "_scan", lambda statement, params, never_null: (
-        "page_from" in params and paged_scans.append((statement, params))) or scan(statement, params, never_null))
+
+    def recorded(statement: str, params: dict, never_null: bool) -> pa.Table:
+        if "page_from" in params:
+            paged_scans.append((statement, params))
+        return scan(statement, params, never_null)
+
+    monkeypatch.setattr(sup_store, "_scan", recorded)
     monkeypatch.setattr(sup_store, "scan_page_rows", 7)
     paged = sup_store.query_table(name, period=period)
     assert all("offset(id(n)) >= $page_from" in statement for statement, _ in paged_scans)
