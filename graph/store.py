@@ -580,11 +580,15 @@ class GraphStore(ABC):
         if paging is None:
             yield self._run_arrow(f"MATCH {pattern} RETURN {returned}")
             return
-        condition, end = paging
-        positions = self._records(f"MATCH ({variable}:{table}) RETURN {end} AS positions")[0]["positions"] or 0
-        for start in range(0, positions, page_rows):
+        condition, _ = paging
+        for start in range(0, self._positions(table, variable), page_rows):
             yield self._run_arrow(f"MATCH {pattern} WHERE {condition} RETURN {returned}",
                                   {"page_from": start, "page_to": start + page_rows})
+
+    def _positions(self, table: str, variable: str) -> int:
+        """One past the last node position of ``table`` for the dialect's paging (0 when empty)."""
+        _, end = self.dialect.page(variable)
+        return self._records(f"MATCH ({variable}:{table}) RETURN {end} AS positions")[0]["positions"] or 0
 
     def get(self, cls: str, key: str) -> dict[str, Any]:
         """The node of class ``cls`` (or a subclass) with this key; raises NodeNotFound."""
@@ -725,10 +729,9 @@ class GraphStore(ABC):
     def _scan_pages(self, table: str) -> list[dict[str, int]]:
         """``page_from``/``page_to`` of each page of node offsets for a converted scan of ``table``; none when
         the table fits in one page (or the engine scans in one piece)."""
-        paging = self.dialect.page("n")
-        if paging is None or self.scan_page_rows is None:
+        if self.dialect.page("n") is None or self.scan_page_rows is None:
             return []
-        end = self._records(f"MATCH (n:{table}) RETURN {paging[1]} AS positions")[0]["positions"] or 0
+        end = self._positions(table, "n")
         if end <= self.scan_page_rows:
             return []
         return [{"page_from": start, "page_to": start + self.scan_page_rows}
