@@ -52,30 +52,34 @@ def _counts(province: Path) -> dict[str, int]:
 
 
 def build(engine: str, target: str, province: str, work: str, buffer_pool_mb: int,
-          master_index: bool = True) -> dict[str, Any]:
+          master_index: bool = True, loaded: dict[str, Any] | None = None) -> dict[str, Any]:
     """Validated load and master index build (two rules need it; without it they are skipped). Run in a
     child process, so that the rules are timed in a process that has not just held the master index
-    build's working set."""
+    build's working set. ``loaded``: the stamp of a graph already loaded from this province, which then only
+    gets its master index."""
     from graph import open_graph
     from ingest.load import load_folder
     from services.mpi import MasterPersonIndex
 
     store = open_graph(target, engine=engine, buffer_pool_mb=buffer_pool_mb)
     try:
-        if engine == "neo4j":
-            store.clear()
-        t = time.perf_counter()
-        report = load_folder(store, Path(province), quarantine_root=Path(work) / f"{engine}-quarantine")
-        load_s = time.perf_counter() - t
-        console.print(f"{engine}: loaded {report.totals()['inserted']:,} rows in {load_s:.1f} s")
+        if loaded:
+            rows, quarantined, load_s = loaded["rows"], loaded["quarantined"], loaded["load_s"]
+        else:
+            if engine == "neo4j":
+                store.clear()
+            t = time.perf_counter()
+            report = load_folder(store, Path(province), quarantine_root=Path(work) / f"{engine}-quarantine")
+            load_s = time.perf_counter() - t
+            rows, quarantined = report.totals()["inserted"], report.totals()["quarantined"]
+            console.print(f"{engine}: loaded {rows:,} rows in {load_s:.1f} s")
         mpi, mpi_s = None, float("nan")
         if master_index:
             t = time.perf_counter()
             mpi = MasterPersonIndex(store).build(progress=False)
             mpi_s = time.perf_counter() - t
             console.print(f"{engine}: master index {mpi} in {mpi_s:.1f} s")
-        return {"rows": report.totals()["inserted"], "quarantined": report.totals()["quarantined"],
-                "load_s": load_s, "mpi_s": mpi_s, "mpi": mpi, "master_index": master_index}
+        return {"rows": rows, "quarantined": quarantined, "load_s": load_s, "mpi_s": mpi_s, "mpi": mpi, "master_index": master_index}
     finally:
         store.close()
 
@@ -93,13 +97,17 @@ def built_graph(engine: str, target: str, province: Path, work: Path, buffer_poo
     with a master index if one is asked for)."""
     manifest = json.loads((province / "manifest.json").read_text(encoding="utf-8"))
     stamp = keep / "built.json" if keep else None
+    loaded = None
     if stamp and stamp.exists():
         built = json.loads(stamp.read_text(encoding="utf-8"))
         if built["manifest"] == manifest and built.get("master_index", True) >= master_index:
             console.print(f"{engine}: reusing the graph built {built['built']} in {keep} "
                           f"(load {built['load_s']:.1f} s, master index {built['mpi_s']:.1f} s)")
             return built
-    built = in_child(build, engine, target, str(province), str(work), buffer_pool_mb, master_index)
+        if built["manifest"] == manifest and engine != "neo4j":
+            console.print(f"{engine}: the graph loaded {built['built']} in {keep} gets its master index")
+            loaded = built
+    built = in_child(build, engine, target, str(province), str(work), buffer_pool_mb, master_index, loaded)
     if stamp:
         stamp.write_text(json.dumps({**built, "manifest": manifest, "built": dt.datetime.now().isoformat()},
                                     default=str), encoding="utf-8")
