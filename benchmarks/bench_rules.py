@@ -297,6 +297,8 @@ def main() -> None:
     parser.add_argument("--graph", type=Path, help="keep the embedded graph (load and master index) in this "
                         "folder and reuse it on the next run over the same province")
     parser.add_argument("--baseline", type=Path, help="an earlier results file to compare with, side by side")
+    parser.add_argument("--out", type=Path, help="the results file (default: benchmarks/results/rules-<residents>"
+                        "[-rate<r>][-whole][-no-index].json)")
     parser.add_argument("--no-master-index", dest="master_index", action="store_false",
                         help="skip the master index build (70 min at 10M encounters): its two pair rules are "
                         "then skipped, and the contraindication rules read the prescribing record")
@@ -360,7 +362,7 @@ def main() -> None:
                       f"and nothing else" + (f"; not: {off}" if off else ""))
     RESULTS.mkdir(exist_ok=True)
     rate = manifest.get("encounter_rate", 1.0)
-    out = RESULTS / (f"rules-{ns.residents}" + ("" if rate == 1.0 else f"-rate{rate:g}")
+    out = ns.out or RESULTS / (f"rules-{ns.residents}" + ("" if rate == 1.0 else f"-rate{rate:g}")
                      + ("-whole" if ns.whole else "") + ("" if ns.master_index else "-no-index") + ".json")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip()
