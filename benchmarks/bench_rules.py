@@ -300,7 +300,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="the results file (default: benchmarks/results/rules-<residents>"
                         "[-rate<r>][-whole][-no-index].json)")
     parser.add_argument("--no-master-index", dest="master_index", action="store_false",
-                        help="skip the master index build (70 min at 10M encounters): its two pair rules are "
+                        help="skip the master index build (28–73 min at 10M encounters): its two pair rules are "
                         "then skipped, and the contraindication rules read the prescribing record")
     parser.add_argument("--whole", action="store_true", help="hand every candidate row to the rule engine "
                         "(no narrowing inside the graph engine): the baseline for --baseline")
