@@ -79,7 +79,8 @@ def build(engine: str, target: str, province: str, work: str, buffer_pool_mb: in
             mpi = MasterPersonIndex(store).build(progress=False)
             mpi_s = time.perf_counter() - t
             console.print(f"{engine}: master index {mpi} in {mpi_s:.1f} s")
-        return {"rows": rows, "quarantined": quarantined, "load_s": load_s, "mpi_s": mpi_s, "mpi": mpi, "master_index": master_index}
+        return {"rows": rows, "quarantined": quarantined, "load_s": load_s, "mpi_s": mpi_s, "mpi": mpi,
+                "master_index": master_index}
     finally:
         store.close()
 
